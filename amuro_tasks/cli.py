@@ -1,0 +1,40 @@
+"""``amuro-eval``: the ``lm_eval`` command with amuro's task folder on the include path.
+
+Every argument is forwarded to lm-eval unchanged and ``--include_path`` is added. Sub-commands
+work too: ``amuro-eval ls tasks``, ``amuro-eval validate --tasks ...``. lm-eval 0.4 takes a
+single include path on its command line, so to combine amuro's tasks with your own use the
+Python API (:func:`amuro_tasks.task_manager` accepts extra paths).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from amuro_tasks import include_path
+
+
+def with_include_path(argv: list[str]) -> list[str]:
+    """``argv`` with amuro's task folder as ``--include_path``."""
+    argv = list(argv)
+    if any(a == "--include_path" or a.startswith("--include_path=") for a in argv):
+        raise SystemExit(
+            "amuro-eval sets --include_path itself and lm-eval's command line takes only one; "
+            "to add your own task folder use lm_eval.simple_evaluate(task_manager="
+            "amuro_tasks.task_manager(include_path=[...]))"
+        )
+    if argv and argv[0] == "ls":  # `ls tasks` takes the option after the listing kind
+        return argv[:2] + ["--include_path", include_path()] + argv[2:]
+    return argv + ["--include_path", include_path()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run lm-eval's CLI with amuro's tasks available."""
+    from lm_eval.__main__ import cli_evaluate
+
+    args = with_include_path(sys.argv[1:] if argv is None else argv)
+    sys.argv = ["lm_eval", *args]
+    cli_evaluate()
+
+
+if __name__ == "__main__":
+    main()

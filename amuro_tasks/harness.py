@@ -1,0 +1,79 @@
+"""The functions lm-eval calls through ``!function`` in amuro's task YAMLs.
+
+Each task folder's ``utils.py`` re-exports from here, so the YAMLs stay thin and all logic (and
+every prompt string) lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import datasets
+
+from amuro_tasks.errors import AmuroConfigError
+from amuro_tasks.loading import (
+    DEFAULT_FEWSHOT_SEED,
+    FEWSHOT_POOL_SIZE,
+    LoadOptions,
+    data_source,
+    load_docs,
+)
+from amuro_tasks.metrics import rouge_l
+from amuro_tasks.prompts import render_prompt
+from amuro_tasks.scoring import SCORING_MODES, first_token_choices, tokenizer_from_metadata
+from amuro_tasks.specs import get_spec
+
+METADATA_KEYS = {
+    "amuro_set": "evaluation set (set by the task YAML)",
+    "amuro_data": "data source: hub (default), fixtures, or a local mirror directory",
+    "amuro_scoring": "classification scoring: choice (default) or first_token (the paper's)",
+    "amuro_fewshot_seed": f"seed of the few-shot pool (default {DEFAULT_FEWSHOT_SEED})",
+    "amuro_fewshot_pool_size": f"rows in the few-shot pool (default {FEWSHOT_POOL_SIZE})",
+    "amuro_on_invalid": "error (default) or skip rows that fail validation",
+}
+
+
+def load_amuro_set(amuro_set: str, **metadata: Any) -> datasets.DatasetDict:
+    """lm-eval ``custom_dataset`` hook: the validated ``eval`` and ``fewshot`` docs of a set.
+
+    ``metadata`` is lm-eval's ``--model_args`` merged with ``--metadata``; the ``amuro_*`` keys
+    listed in :data:`METADATA_KEYS` are read, others are ignored.
+    """
+    unknown = sorted(k for k in metadata if k.startswith("amuro_") and k not in METADATA_KEYS)
+    if unknown:
+        raise AmuroConfigError(
+            f"unknown metadata key(s) {unknown} for task set {amuro_set!r}; known: "
+            + ", ".join(f"{k} ({v})" for k, v in METADATA_KEYS.items())
+        )
+    options = LoadOptions(
+        source=data_source(metadata.get("amuro_data")),
+        fewshot_seed=int(metadata.get("amuro_fewshot_seed", DEFAULT_FEWSHOT_SEED)),
+        fewshot_pool_size=int(metadata.get("amuro_fewshot_pool_size", FEWSHOT_POOL_SIZE)),
+        on_invalid=str(metadata.get("amuro_on_invalid", "error")),
+    )
+    docs = load_docs(amuro_set, options)
+    scoring = str(metadata.get("amuro_scoring", "choice"))
+    if scoring not in SCORING_MODES:
+        raise AmuroConfigError(f"amuro_scoring must be one of {SCORING_MODES}, got {scoring!r}")
+    if scoring == "first_token" and get_spec(amuro_set).is_classification:
+        choices = first_token_choices(docs["eval"][0]["choices"], tokenizer_from_metadata(metadata))
+        docs = datasets.DatasetDict(
+            {split: ds.map(lambda _: {"choices": choices}) for split, ds in docs.items()}
+        )
+    return docs
+
+
+def doc_to_text(family: str, fmt: str) -> Callable[[Mapping[str, Any]], str]:
+    """An lm-eval ``doc_to_text`` that renders the ``family`` prompt in format ``fmt``."""
+
+    def _doc_to_text(doc: Mapping[str, Any]) -> str:
+        return render_prompt(family, fmt, doc)
+
+    _doc_to_text.__name__ = _doc_to_text.__qualname__ = f"doc_to_text_{family}_{fmt}"
+    return _doc_to_text
+
+
+def process_results_rouge(doc: Mapping[str, Any], results: list[str]) -> dict[str, float]:
+    """lm-eval ``process_results`` for generation: ROUGE-L F1 (stemmed) against ``target``."""
+    return {"rougeL": rouge_l(doc["target"], results[0].strip())}

@@ -1,0 +1,182 @@
+"""Load an evaluation set as validated docs, from the Hub or from a local mirror.
+
+The data source is chosen by one documented switch, the environment variable ``AMURO_DATA``
+(or the ``amuro_data`` key of lm-eval's ``--metadata``):
+
+* ``hub`` (default): ``datasets.load_dataset`` on the real Hugging Face dataset;
+* ``fixtures``: the small synthetic files shipped in ``amuro_tasks/fixtures`` (offline tests, demo);
+* any directory: a local mirror with the same layout, ``<owner>__<name>/<config>/<split>.jsonl``
+  (or ``.parquet``), e.g. for clusters without Hub access.
+
+Loading is memoised per process, so the three prompt formats of a set share one load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import datasets
+
+from amuro_tasks.errors import AmuroConfigError, AmuroDataError
+from amuro_tasks.specs import DatasetSpec, Doc, get_spec
+
+log = logging.getLogger("amuro")
+
+DATA_ENV = "AMURO_DATA"
+FIXTURE_DIR = Path(__file__).parent / "fixtures"
+DEFAULT_FEWSHOT_SEED = 1234
+"""Seed of the few-shot pool: every model sees the same shots."""
+FEWSHOT_POOL_SIZE = 64
+ON_INVALID = ("error", "skip")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a set; hashable so loads can be memoised."""
+
+    source: str = "hub"
+    fewshot_seed: int = DEFAULT_FEWSHOT_SEED
+    fewshot_pool_size: int = FEWSHOT_POOL_SIZE
+    on_invalid: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.on_invalid not in ON_INVALID:
+            raise AmuroConfigError(f"amuro_on_invalid must be one of {ON_INVALID}, got {self.on_invalid!r}")
+        if self.fewshot_pool_size < 1:
+            raise AmuroConfigError("amuro_fewshot_pool_size must be >= 1")
+
+
+def data_source(override: str | None = None) -> str:
+    """The active data source: ``override``, else ``$AMURO_DATA``, else ``"hub"``."""
+    source = override or os.environ.get(DATA_ENV) or "hub"
+    if source not in ("hub", "fixtures") and not Path(source).is_dir():
+        raise AmuroConfigError(
+            f"{DATA_ENV}={source!r} is neither 'hub', 'fixtures' nor an existing directory"
+        )
+    return source
+
+
+def load_raw_split(spec: DatasetSpec, split: str, source: str) -> datasets.Dataset:
+    """One split of ``spec`` in the dataset's own schema, from ``source``."""
+    if source == "hub":
+        return datasets.load_dataset(
+            spec.path, None if spec.data_dir else spec.config, data_dir=spec.data_dir,
+            split=split, revision=spec.revision,
+        )
+    root = FIXTURE_DIR if source == "fixtures" else Path(source)
+    folder = root / spec.fixture_key
+    for suffix, builder in ((".jsonl", "json"), (".parquet", "parquet")):
+        path = folder / f"{split}{suffix}"
+        if path.is_file():
+            return datasets.load_dataset(builder, data_files=str(path), split="train")
+    raise AmuroDataError(
+        f"{spec.name}/{split}: no local data at {folder}/{split}.jsonl (or .parquet); "
+        f"source {source!r} must mirror {spec.path} ({spec.config or 'default'})"
+    )
+
+
+def _is_empty(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def iter_docs(
+    spec: DatasetSpec, split: str, rows: datasets.Dataset, order: list[int] | None,
+    on_invalid: str,
+) -> Iterator[Doc]:
+    """Normalise ``rows`` (in ``order``) to docs, each with its ``row_index`` in the split."""
+    dropped: dict[str, int] = {}
+    pairs = enumerate(rows) if order is None else ((i, rows[i]) for i in order)
+    for index, row in pairs:
+        where = f"{spec.name}/{split} row {index}"
+        if any(_is_empty(row.get(col)) for col in spec.skip_if_empty):
+            dropped["documented empty field"] = dropped.get("documented empty field", 0) + 1
+            continue
+        try:
+            doc = spec.normalize(row, where)
+        except AmuroDataError as err:
+            if on_invalid == "error":
+                raise AmuroDataError(
+                    f"{err} (source {spec.path}, config {spec.config}); pass "
+                    "--metadata '{\"amuro_on_invalid\": \"skip\"}' to drop invalid rows instead"
+                ) from None
+            dropped["invalid"] = dropped.get("invalid", 0) + 1
+            continue
+        doc["row_index"] = index
+        yield doc
+    for reason, count in dropped.items():
+        log.warning("%s/%s: dropped %d rows (%s)", spec.name, split, count, reason)
+
+
+def _shuffled(n: int, seed: int) -> list[int]:
+    import random
+
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def _take(docs: Iterator[Doc], n: int) -> list[Doc]:
+    out: list[Doc] = []
+    for doc in docs:
+        out.append(doc)
+        if len(out) == n:
+            break
+    return out
+
+
+@lru_cache(maxsize=32)
+def load_docs(name: str, options: LoadOptions) -> datasets.DatasetDict:
+    """Validated docs of set ``name``: ``eval`` (the scored rows) and ``fewshot`` (the shot pool).
+
+    The few-shot pool is the first ``fewshot_pool_size`` valid rows of the training split after a
+    seeded shuffle; sets without a training split carve it out of the eval split and do not
+    score those rows. Shots never include a scored row.
+    """
+    spec = get_spec(name)
+    raw_eval = load_raw_split(spec, spec.eval_split, options.source)
+    if len(raw_eval) == 0:
+        raise AmuroDataError(f"{spec.name}/{spec.eval_split}: the split is empty")
+    if spec.fewshot_split is not None:
+        raw_pool = load_raw_split(spec, spec.fewshot_split, options.source)
+        pool = _take(
+            iter_docs(spec, spec.fewshot_split, raw_pool,
+                      _shuffled(len(raw_pool), options.fewshot_seed), "skip"),
+            options.fewshot_pool_size,
+        )
+        eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, None, options.on_invalid))
+    else:
+        order = _shuffled(len(raw_eval), options.fewshot_seed)
+        pool = _take(iter_docs(spec, spec.eval_split, raw_eval, order, "skip"),
+                     options.fewshot_pool_size)
+        held_out = {doc["row_index"] for doc in pool}
+        kept = [i for i in range(len(raw_eval)) if i not in held_out]
+        eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, kept, options.on_invalid))
+    if not eval_docs:
+        raise AmuroDataError(f"{spec.name}/{spec.eval_split}: no usable rows")
+    if not pool:
+        raise AmuroDataError(f"{spec.name}/{spec.fewshot_split}: no usable few-shot rows")
+    return datasets.DatasetDict(
+        eval=datasets.Dataset.from_list(eval_docs), fewshot=datasets.Dataset.from_list(pool)
+    )
+
+
+def load_training_docs(
+    name: str, *, n: int | None = 6000, seed: int = 42, split: str = "train",
+    source: str | None = None, on_invalid: str = "error",
+) -> datasets.Dataset:
+    """Training docs of set ``name``: ``split`` shuffled with ``seed``, first ``n`` valid rows.
+
+    This is the paper's recipe (``shuffle(seed=42).select(range(6000))``), validated row by row.
+    """
+    spec = get_spec(name)
+    raw = load_raw_split(spec, split, data_source(source))
+    docs = iter_docs(spec, split, raw, _shuffled(len(raw), seed), on_invalid)
+    selected = list(docs) if n is None else _take(docs, n)
+    if not selected:
+        raise AmuroDataError(f"{spec.name}/{split}: no usable training rows")
+    return datasets.Dataset.from_list(selected)

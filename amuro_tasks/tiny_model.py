@@ -1,0 +1,87 @@
+"""Build a tiny causal LM and its tokenizer locally: no hub, seconds on a CPU.
+
+The one helper that tests, benchmarks and the offline demo share. The tokenizer is a byte-level
+BPE trained with ``tokenizers`` on the fixture texts (or a corpus you pass); the model is an
+OLMo-architecture (``OlmoConfig``) network with random weights, saved in the ordinary
+``save_pretrained`` layout so ``lm_eval --model hf --model_args pretrained=DIR`` and TRL load it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from amuro_tasks.loading import FIXTURE_DIR
+
+SPECIAL_TOKENS = {"eos": "<|endoftext|>", "pad": "<|padding|>"}
+
+
+def fixture_corpus(root: Path = FIXTURE_DIR) -> Iterator[str]:
+    """Every string value of every fixture row (the texts a tiny tokenizer is trained on)."""
+    for path in sorted(root.rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            for value in json.loads(line).values():
+                if isinstance(value, str):
+                    yield value
+                elif isinstance(value, list):
+                    yield from (v for v in value if isinstance(v, str))
+
+
+def build_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``corpus``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=SPECIAL_TOKENS["eos"],
+        bos_token=SPECIAL_TOKENS["eos"],  # OLMo uses EOS as BOS
+        pad_token=SPECIAL_TOKENS["pad"],
+        model_max_length=2048,
+    )
+
+
+def build_tiny_model(
+    out_dir: str | Path,
+    *,
+    corpus: Iterable[str] | None = None,
+    vocab_size: int = 512,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    seed: int = 0,
+) -> Path:
+    """Save a randomly initialised tiny OLMo-architecture LM and its tokenizer to ``out_dir``."""
+    import torch
+    from transformers import OlmoConfig, OlmoForCausalLM
+
+    out = Path(out_dir)
+    tokenizer = build_tokenizer(corpus if corpus is not None else fixture_corpus(), vocab_size)
+    torch.manual_seed(seed)
+    config = OlmoConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 4,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        max_position_embeddings=2048,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    model = OlmoForCausalLM(config)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
