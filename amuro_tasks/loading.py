@@ -46,7 +46,9 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         if self.on_invalid not in ON_INVALID:
-            raise AmuroConfigError(f"amuro_on_invalid must be one of {ON_INVALID}, got {self.on_invalid!r}")
+            raise AmuroConfigError(
+                f"amuro_on_invalid must be one of {ON_INVALID}, got {self.on_invalid!r}"
+            )
         if self.fewshot_pool_size < 1:
             raise AmuroConfigError("amuro_fewshot_pool_size must be >= 1")
 

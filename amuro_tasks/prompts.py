@@ -68,7 +68,9 @@ PROMPTS: dict[str, dict[str, str]] = {
     },
 }
 
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV = ImmutableSandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
 
 
 def register_family(family: str, templates: Mapping[str, str]) -> None:

@@ -47,7 +47,7 @@ class DatasetSpec:
     metric: str = "acc"
     notes: str = ""
     skip_if_empty: tuple[str, ...] = field(default_factory=tuple)
-    """Raw columns whose rows are *documented* as sometimes empty; such rows are dropped (counted)."""
+    """Raw columns *documented* as sometimes empty; such rows are dropped (and counted)."""
 
     @property
     def is_classification(self) -> bool:

@@ -75,7 +75,8 @@ def main() -> None:
     rng = random.Random(20240813)
     sizes = {"train": 40, "eval": 24}
     for split in ("train", "validation_matched", "validation_mismatched"):
-        write("nyu-mll__glue/mnli", split, glue_nli(rng, sizes["train" if split == "train" else "eval"]))
+        n = sizes["train" if split == "train" else "eval"]
+        write("nyu-mll__glue/mnli", split, glue_nli(rng, n))
     for split in ("train", "validation"):
         n = sizes["train" if split == "train" else "eval"]
         write("nyu-mll__glue/rte", split, glue_nli(rng, n, "sentence1", "sentence2", True))
