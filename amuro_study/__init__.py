@@ -1,0 +1,1 @@
+"""amuro_study: study runner, result records, analyses and reports."""
