@@ -63,8 +63,18 @@ def data_source(override: str | None = None) -> str:
     return source
 
 
+def split_names(split: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The split(s) of a spec's ``eval_split``/``fewshot_split`` as a tuple."""
+    return (split,) if isinstance(split, str) else tuple(split)
+
+
 def load_raw_split(spec: DatasetSpec, split: str, source: str) -> datasets.Dataset:
     """One split of ``spec`` in the dataset's own schema, from ``source``."""
+    if source == "hub" and spec.hub_data_files:
+        pattern = spec.hub_data_files.format(config=spec.config, split=split)
+        return datasets.load_dataset(
+            spec.path, data_files={split: pattern}, split=split, revision=spec.revision
+        )
     if source == "hub":
         return datasets.load_dataset(
             spec.path, None if spec.data_dir else spec.config, data_dir=spec.data_dir,
@@ -140,6 +150,8 @@ def load_docs(name: str, options: LoadOptions) -> datasets.DatasetDict:
     score those rows. Shots never include a scored row.
     """
     spec = get_spec(name)
+    if not isinstance(spec.eval_split, str) or not isinstance(spec.fewshot_split, str | None):
+        return _load_multi_split_docs(spec, options)
     raw_eval = load_raw_split(spec, spec.eval_split, options.source)
     if len(raw_eval) == 0:
         raise AmuroDataError(f"{spec.name}/{spec.eval_split}: the split is empty")
@@ -162,6 +174,42 @@ def load_docs(name: str, options: LoadOptions) -> datasets.DatasetDict:
         raise AmuroDataError(f"{spec.name}/{spec.eval_split}: no usable rows")
     if not pool:
         raise AmuroDataError(f"{spec.name}/{spec.fewshot_split}: no usable few-shot rows")
+    return datasets.DatasetDict(
+        eval=datasets.Dataset.from_list(eval_docs), fewshot=datasets.Dataset.from_list(pool)
+    )
+
+
+def _load_multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> datasets.DatasetDict:
+    """:func:`load_docs` for specs whose eval or few-shot side spans several splits (LLMBar).
+
+    Eval docs are the splits' rows in order, each doc also naming its ``source_split``; the
+    few-shot pool is the first ``fewshot_pool_size`` valid rows of the few-shot splits after a
+    seeded shuffle of all their rows. The eval and few-shot splits must not overlap.
+    """
+    eval_splits = split_names(spec.eval_split)
+    if spec.fewshot_split is None:
+        raise AmuroConfigError(f"{spec.name}: several eval splits need an explicit fewshot_split")
+    pool_splits = split_names(spec.fewshot_split)
+    if set(eval_splits) & set(pool_splits):
+        raise AmuroConfigError(f"{spec.name}: eval and few-shot splits overlap")
+    eval_docs: list[Doc] = []
+    for split in eval_splits:
+        raw = load_raw_split(spec, split, options.source)
+        if len(raw) == 0:
+            raise AmuroDataError(f"{spec.name}/{split}: the split is empty")
+        for doc in iter_docs(spec, split, raw, None, options.on_invalid):
+            eval_docs.append({**doc, "source_split": split})
+    candidates: list[Doc] = []
+    for split in pool_splits:
+        raw = load_raw_split(spec, split, options.source)
+        candidates += [{**doc, "source_split": split}
+                       for doc in iter_docs(spec, split, raw, None, "skip")]
+    order = _shuffled(len(candidates), options.fewshot_seed)
+    pool = [candidates[i] for i in order[: options.fewshot_pool_size]]
+    if not eval_docs:
+        raise AmuroDataError(f"{spec.name}/{'+'.join(eval_splits)}: no usable rows")
+    if not pool:
+        raise AmuroDataError(f"{spec.name}/{'+'.join(pool_splits)}: no usable few-shot rows")
     return datasets.DatasetDict(
         eval=datasets.Dataset.from_list(eval_docs), fewshot=datasets.Dataset.from_list(pool)
     )

@@ -36,10 +36,11 @@ class DatasetSpec:
     family: str
     path: str
     config: str | None
-    eval_split: str
+    eval_split: str | tuple[str, ...]
+    """Split scored; a tuple of splits is scored as one set (LLMBar's four Adversarial_*)."""
     normalize: Callable[[Row, str], Doc]
-    fewshot_split: str | None = "train"
-    """Split the few-shot pool is drawn from; ``None`` carves it out of the eval split."""
+    fewshot_split: str | tuple[str, ...] | None = "train"
+    """Split(s) the few-shot pool is drawn from; ``None`` carves it out of the eval split."""
     revision: str | None = None
     """Hub revision; ``refs/convert/parquet`` for datasets that only ship a loading script."""
     data_dir: str | None = None
@@ -48,6 +49,9 @@ class DatasetSpec:
     notes: str = ""
     skip_if_empty: tuple[str, ...] = field(default_factory=tuple)
     """Raw columns *documented* as sometimes empty; such rows are dropped (and counted)."""
+    hub_data_files: str | None = None
+    """Hub only: glob of one split's files on ``revision`` (``{config}``, ``{split}`` filled in),
+    for parquet conversions whose custom split names ``datasets`` cannot infer (LLMBar)."""
 
     @property
     def is_classification(self) -> bool:
@@ -251,3 +255,6 @@ def get_spec(name: str) -> DatasetSpec:
         raise AmuroConfigError(
             f"unknown evaluation set {name!r}; known sets: {', '.join(sorted(SPECS))}"
         ) from None
+
+
+from amuro_tasks import instruct_suite  # noqa: E402,F401  registers the instruction-tuning suite

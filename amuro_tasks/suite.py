@@ -41,6 +41,11 @@ FAMILY_TAGS: dict[str, str] = {
     "qgen": "amuro_qgen",
 }
 
+#: §3.3: the six sets instruction-tuned checkpoints are scored on (LLMBar comes on top of them).
+INSTRUCT_SUITE: tuple[str, ...] = (
+    "arc_easy", "arc_challenge", "openbookqa", "hellaswag", "boolq", "sciq_mc",
+)
+
 #: Figure 4 / Table 5 of the paper: learned during pre-training vs only with fine-tuning.
 PRETRAINING_LEARNED: tuple[str, ...] = (
     "arc_easy", "arc_challenge", "openbookqa", "hellaswag", "sciq_mc",

@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from amuro_tasks import instruct_suite
 from amuro_tasks.prompts import FORMATS
 from amuro_tasks.specs import SPECS, DatasetSpec
-from amuro_tasks.suite import FAMILY_TAGS, study_tags
+from amuro_tasks.suite import FAMILY_TAGS, INSTRUCT_SUITE, study_tags
 
 YAML_DIR = Path(__file__).parent / "task_yamls"
 
@@ -31,7 +32,23 @@ FAMILY_TEMPLATES: dict[str, tuple[str, str]] = {
     "paraphrase": ("paraphrase", "classification"),
     "summarization": ("summarization", "generation"),
     "qgen": ("qgen", "generation"),
+    # the instruction-tuning suite (amuro_tasks/instruct_suite.py): one folder per dataset
+    "arc": ("arc", "multiple_choice"),
+    "openbookqa": ("openbookqa", "multiple_choice"),
+    "hellaswag": ("hellaswag", "multiple_choice"),
+    "boolq": ("boolq", "multiple_choice"),
+    "sciq_mc": ("sciq_mc", "multiple_choice"),
+    "llmbar": ("llmbar", "pairwise"),
 }
+
+_CHOICE_BODY = """\
+output_type: multiple_choice
+fewshot_config:
+  sampler: first_n
+  doc_to_target: target
+doc_to_target: label
+doc_to_choice: choices
+"""
 
 KIND_BODIES: dict[str, str] = {
     "classification": _COMMON + """\
@@ -41,6 +58,27 @@ fewshot_config:
   doc_to_target: target
 doc_to_target: label
 doc_to_choice: choices
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+""",
+    # lm-eval's standard log-likelihood scoring of each doc's own choices (never first_token)
+    "multiple_choice": _COMMON + _CHOICE_BODY + """\
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+""",
+    # LLMBar: pick "Output (a)" or "Output (b)"; zero-shot (long pairs would overflow context)
+    "pairwise": _COMMON.replace("num_fewshot: 4", "num_fewshot: 0") + _CHOICE_BODY + """\
 metric_list:
   - metric: acc
     aggregation: mean
@@ -80,10 +118,13 @@ def task_name(set_name: str, fmt: str) -> str:
 
 def task_tags(spec: DatasetSpec, fmt: str) -> list[str]:
     """Tags of one task: its set, its format, its family and (default format) its study roles."""
-    tags = [f"amuro_{spec.name}", f"amuro_{fmt}", FAMILY_TAGS[spec.family]]
+    family_tag = FAMILY_TAGS.get(spec.family) or instruct_suite.FAMILY_TAGS[spec.family]
+    tags = [f"amuro_{spec.name}", f"amuro_{fmt}", family_tag]
     if fmt == "default":
         tags += study_tags(spec.name)
-    return tags
+        if spec.name in INSTRUCT_SUITE:
+            tags.append("amuro_instruct_suite")
+    return list(dict.fromkeys(tags))  # a family of one set shares the set's tag
 
 
 def _task_yaml(spec: DatasetSpec, fmt: str) -> str:
@@ -97,6 +138,9 @@ def _task_yaml(spec: DatasetSpec, fmt: str) -> str:
     ]
     if spec.config:
         lines.append(f"dataset_name: {spec.config}")
+    if spec.family in instruct_suite.INSTRUCT_PROMPTS:  # scored split(s), for readers
+        splits = (spec.eval_split,) if isinstance(spec.eval_split, str) else spec.eval_split
+        lines.append(f"# amuro eval split(s): {', '.join(splits)}")
     lines += [
         "dataset_kwargs:",
         f"  amuro_set: {spec.name}",
@@ -116,6 +160,22 @@ def _utils_py(family: str) -> str:
     )
 
 
+def _group_yaml(group: str, members: tuple[str, ...], fmt: str) -> str:
+    lines = [
+        HEADER.rstrip("\n"),
+        f"group: {task_name(group, fmt)}",
+        "task:",
+        *(f"  - {task_name(member, fmt)}" for member in members),
+        "aggregate_metric_list:",
+        "  - metric: acc",
+        "    aggregation: mean",
+        "    weight_by_size: true",
+        "metadata:",
+        "  version: 1.0",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render_all() -> dict[Path, str]:
     """Every generated file, relative to ``task_yamls/``, with its content."""
     files: dict[Path, str] = {}
@@ -126,6 +186,11 @@ def render_all() -> dict[Path, str]:
         folder = FAMILY_TEMPLATES[spec.family][0]
         for fmt in FORMATS:
             files[Path(folder) / f"{task_name(spec.name, fmt)}.yaml"] = _task_yaml(spec, fmt)
+    for group, members in instruct_suite.GROUPS.items():
+        folder = FAMILY_TEMPLATES[SPECS[members[0]].family][0]
+        for fmt in FORMATS:
+            path = Path(folder) / f"_{task_name(group, fmt)}.yaml"
+            files[path] = _group_yaml(group, members, fmt)
     return files
 
 
