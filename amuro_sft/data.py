@@ -1,0 +1,251 @@
+"""Training data: the evaluation templates' prompt-completion pairs, or TULU conversations.
+
+Supervised tasks: the training split of the task's evaluation set, shuffled with a fixed seed,
+first ``n`` valid rows (``amuro_tasks.loading.load_training_docs``), each rendered by
+``amuro_tasks.prompts.render_example`` -- the very template the evaluation task uses -- so the
+training prompt of a row *is* its evaluation prompt. TRL computes the loss on the completion only.
+
+Examples longer than ``max_length`` tokens are shortened by truncating their long input field
+(document, context, premise, first sentence), never the completion: TRL would otherwise cut the
+completion off and silently drop the example.
+
+TULU: ``allenai/tulu-v2-sft-mixture`` rows (``dataset``, ``id``, ``messages``), validated, shuffled
+with the same seed; conversations longer than ``max_length`` lose their trailing turns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from amuro_sft.chat_template import ROLES, TULU_CHAT_TEMPLATE
+from amuro_sft.config import SFTRunConfig
+from amuro_tasks.errors import AmuroDataError
+from amuro_tasks.loading import FIXTURE_DIR, data_source, load_training_docs
+from amuro_tasks.prompts import render_example
+from amuro_tasks.specs import get_spec
+
+log = logging.getLogger("amuro")
+
+TULU_PATH = "allenai/tulu-v2-sft-mixture"
+TULU_FIXTURE_KEY = "allenai__tulu-v2-sft-mixture/default"
+
+#: family -> the doc field truncated when an example does not fit ``max_length``.
+TRUNCATE_FIELD: dict[str, str] = {
+    "summarization": "document", "qgen": "context", "nli": "premise", "paraphrase": "sentence1",
+}
+
+
+@dataclass
+class TrainingData:
+    """The examples a run trains (and validates) on, with what provenance needs."""
+
+    train: datasets.Dataset
+    """Columns ``prompt``/``completion`` (tasks) or ``messages`` (TULU), nothing else."""
+    validation: datasets.Dataset | None
+    source: str
+    dataset: str
+    """Hub id of the dataset the rows come from."""
+    split: str
+    row_ids: list[Any]
+    sample_hash: str
+    """sha256 of the exact training examples, in training order."""
+    truncated: int = 0
+    dropped: int = 0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def examples_hash(rows: list[Mapping[str, Any]]) -> str:
+    """sha256 (hex) of training examples, order-sensitive and key-order-insensitive."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _n_tokens(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def fit_example(
+    family: str, fmt: str, doc: Mapping[str, Any], tokenizer, max_length: int
+) -> tuple[dict[str, str] | None, bool]:
+    """Render ``doc``; truncate its long input field until prompt+completion+EOS fits.
+
+    Returns ``(example, truncated)``; ``example`` is ``None`` when even an empty field won't fit.
+    """
+    example = render_example(family, fmt, doc)
+    name = TRUNCATE_FIELD[family]
+    doc = dict(doc)
+    truncated = False
+    for _ in range(8):
+        excess = _n_tokens(tokenizer, example["prompt"] + example["completion"]) + 1 - max_length
+        if excess <= 0:
+            return example, truncated
+        ids = tokenizer(doc[name], add_special_tokens=False)["input_ids"]
+        keep = len(ids) - excess - 4  # a small margin: tokens can merge across the cut
+        if keep <= 0:
+            return None, truncated
+        doc[name] = tokenizer.decode(ids[:keep]).rstrip()
+        example = render_example(family, fmt, doc)
+        truncated = True
+    return None, truncated
+
+
+def _task_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
+    spec = get_spec(cfg.train_set)
+    want = cfg.num_train_examples
+    n = None if want is None else want + cfg.val_examples
+    docs = load_training_docs(
+        spec.name, n=n, seed=cfg.data_seed, split="train", source=source,
+        on_invalid=cfg.on_invalid,
+    )
+    examples: list[dict[str, str]] = []
+    ids: list[Any] = []
+    truncated = dropped = 0
+    for doc in docs:
+        example, was_cut = fit_example(spec.family, cfg.format, doc, tokenizer, cfg.max_length)
+        truncated += was_cut
+        if example is None:
+            dropped += 1
+            continue
+        examples.append(example)
+        ids.append(doc["row_index"])
+    return _split(cfg, examples, ids, source, spec.path, truncated, dropped)
+
+
+def _split(
+    cfg: SFTRunConfig, examples: list[dict[str, Any]], ids: list[Any], source: str, dataset: str,
+    truncated: int, dropped: int,
+) -> TrainingData:
+    n_val = cfg.val_examples
+    if cfg.num_train_examples is None and cfg.sample_fraction is None:
+        n_train = len(examples) - n_val
+    elif cfg.sample_fraction is not None:
+        n_train = min(len(examples) - n_val, max(1, round(cfg.sample_fraction * len(examples))))
+    else:
+        n_train = min(cfg.num_train_examples, len(examples) - n_val)
+    if n_train < 1 or len(examples) - n_train < n_val:
+        raise AmuroDataError(
+            f"{cfg.task}: {len(examples)} usable training rows, too few for "
+            f"{cfg.num_train_examples} training + {n_val} validation examples"
+        )
+    if cfg.num_train_examples is not None and n_train < cfg.num_train_examples:
+        log.warning("%s: only %d training examples (asked for %d)", cfg.task, n_train,
+                    cfg.num_train_examples)
+    train_rows = examples[:n_train]
+    val_rows = examples[n_train:n_train + n_val]
+    return TrainingData(
+        train=datasets.Dataset.from_list(train_rows),
+        validation=datasets.Dataset.from_list(val_rows) if val_rows else None,
+        source=source, dataset=dataset, split="train", row_ids=ids[:n_train],
+        sample_hash=examples_hash(train_rows), truncated=truncated, dropped=dropped,
+        stats={"validation_row_ids_hash": examples_hash([{"id": i} for i in
+                                                         ids[n_train:n_train + n_val]])},
+    )
+
+
+# --------------------------------------------------------------------------------------- TULU
+def validate_tulu_row(row: Mapping[str, Any], where: str) -> list[dict[str, str]]:
+    """The ``messages`` of a TULU-v2 row as ``[{role, content}]``, or an error naming ``where``."""
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise AmuroDataError(f"{where}: 'messages' must be a non-empty list, got {messages!r:.80}")
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise AmuroDataError(f"{where}: message {i} is not an object")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise AmuroDataError(f"{where}: message {i} has role {role!r}; expected one of {ROLES}")
+        if not isinstance(content, str) or not content.strip():
+            raise AmuroDataError(f"{where}: message {i} ({role}) has empty or non-text content")
+        out.append({"role": role, "content": content})
+    if not any(m["role"] == "assistant" for m in out):
+        raise AmuroDataError(f"{where}: no assistant turn (nothing to train on)")
+    return out
+
+
+def load_tulu_rows(source: str) -> datasets.Dataset:
+    """The raw TULU-v2 training split from ``source`` (``hub``, ``fixtures`` or a mirror dir)."""
+    if source == "hub":
+        return datasets.load_dataset(TULU_PATH, split="train")
+    root = FIXTURE_DIR if source == "fixtures" else Path(source)
+    folder = root / TULU_FIXTURE_KEY
+    for suffix, builder in ((".jsonl", "json"), (".parquet", "parquet")):
+        path = folder / f"train{suffix}"
+        if path.is_file():
+            return datasets.load_dataset(builder, data_files=str(path), split="train")
+    raise AmuroDataError(f"tulu/train: no local data at {folder}/train.jsonl (or .parquet)")
+
+
+def _conversation_tokens(tokenizer, messages: list[dict[str, str]]) -> int:
+    text = tokenizer.apply_chat_template(messages, chat_template=TULU_CHAT_TEMPLATE,
+                                         tokenize=False)
+    return _n_tokens(tokenizer, text)
+
+
+def fit_conversation(
+    messages: list[dict[str, str]], tokenizer, max_length: int
+) -> tuple[list[dict[str, str]] | None, bool]:
+    """Drop trailing turns until the conversation fits; ``None`` if its first reply does not."""
+    msgs = list(messages)
+    while msgs and msgs[-1]["role"] != "assistant":
+        msgs.pop()
+    truncated = len(msgs) != len(messages)
+    while msgs and _conversation_tokens(tokenizer, msgs) > max_length:
+        msgs.pop()
+        while msgs and msgs[-1]["role"] != "assistant":
+            msgs.pop()
+        truncated = True
+    return (msgs or None), truncated
+
+
+def _tulu_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
+    raw = load_tulu_rows(source)
+    order = list(range(len(raw)))
+    random.Random(cfg.data_seed).shuffle(order)
+    if cfg.sample_fraction is None and cfg.num_train_examples is not None:
+        order = order[: cfg.num_train_examples + cfg.val_examples]
+    examples, ids = [], []
+    truncated = dropped = invalid = 0
+    for index in order:
+        row = raw[index]
+        try:
+            messages = validate_tulu_row(row, f"tulu/train row {index} (id {row.get('id')!r})")
+        except AmuroDataError as err:
+            if cfg.on_invalid == "error":
+                raise AmuroDataError(f"{err}; pass --on-invalid skip to drop such rows") from None
+            invalid += 1
+            continue
+        fitted, was_cut = fit_conversation(messages, tokenizer, cfg.max_length)
+        truncated += was_cut
+        if fitted is None:
+            dropped += 1
+            continue
+        examples.append({"messages": fitted})
+        ids.append(row.get("id", index))
+    if invalid:
+        log.warning("tulu/train: dropped %d invalid rows", invalid)
+    data = _split(cfg, examples, ids, source, TULU_PATH, truncated, dropped + invalid)
+    data.stats["invalid_rows"] = invalid
+    return data
+
+
+def build_training_data(cfg: SFTRunConfig, tokenizer) -> TrainingData:
+    """Load, validate, subsample, render and fit the training (and validation) examples."""
+    source = data_source(cfg.data_source)
+    data = _tulu_data(cfg, tokenizer, source) if cfg.is_tulu else _task_data(cfg, tokenizer, source)
+    if data.dropped:
+        log.warning("%s: %d examples dropped (do not fit max_length=%d)", cfg.task, data.dropped,
+                    cfg.max_length)
+    return data
