@@ -18,7 +18,30 @@ SPECIAL_TOKENS = {"eos": "<|endoftext|>", "pad": "<|padding|>"}
 
 
 def fixture_corpus(root: Path = FIXTURE_DIR) -> Iterator[str]:
-    """Every string value of every fixture row (the texts a tiny tokenizer is trained on)."""
+    """The texts a tiny tokenizer (and the demo's pre-training) learn from.
+
+    Every string value of every fixture row, then every fixture *training* row rendered in each
+    prompt format with its completion, so label words appear as they follow a prompt.
+    """
+    yield from _raw_strings(root)
+    yield from _rendered_training_examples()
+
+
+def _rendered_training_examples() -> Iterator[str]:
+    from amuro_tasks.loading import load_training_docs
+    from amuro_tasks.prompts import FORMATS, render_example
+    from amuro_tasks.specs import SPECS
+
+    for spec in SPECS.values():
+        if spec.fewshot_split != "train":
+            continue
+        for doc in load_training_docs(spec.name, n=None, source="fixtures", on_invalid="skip"):
+            for fmt in FORMATS:
+                example = render_example(spec.family, fmt, doc)
+                yield example["prompt"] + example["completion"]
+
+
+def _raw_strings(root: Path) -> Iterator[str]:
     for path in sorted(root.rglob("*.jsonl")):
         for line in path.read_text().splitlines():
             for value in json.loads(line).values():
@@ -28,7 +51,7 @@ def fixture_corpus(root: Path = FIXTURE_DIR) -> Iterator[str]:
                     yield from (v for v in value if isinstance(v, str))
 
 
-def build_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
+def build_tokenizer(corpus: Iterable[str], vocab_size: int = 1024):
     """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``corpus``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -55,7 +78,7 @@ def build_tiny_model(
     out_dir: str | Path,
     *,
     corpus: Iterable[str] | None = None,
-    vocab_size: int = 512,
+    vocab_size: int = 1024,
     hidden_size: int = 32,
     num_layers: int = 2,
     num_heads: int = 4,

@@ -1,0 +1,190 @@
+"""Loading and validation: real normalisers on fixture rows, loud errors on unusable data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from amuro_tasks.errors import AmuroConfigError, AmuroDataError
+from amuro_tasks.harness import load_amuro_set
+from amuro_tasks.loading import FIXTURE_DIR, LoadOptions, data_source, load_docs, load_training_docs
+from amuro_tasks.specs import SPECS, get_spec
+
+
+def _mirror(tmp_path: Path, set_name: str, rows_by_split: dict[str, list[dict]]) -> str:
+    spec = get_spec(set_name)
+    folder = tmp_path / spec.fixture_key
+    folder.mkdir(parents=True)
+    for split, rows in rows_by_split.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(tmp_path)
+
+
+def _glue_mnli(label: object, premise: object = "A man sleeps.", **extra: object) -> dict:
+    return {"premise": premise, "hypothesis": "A man rests.", "label": label, "idx": 0, **extra}
+
+
+GOOD_MNLI = [_glue_mnli(i % 3) for i in range(8)]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in SPECS.items() if s.family in
+                                        {"nli", "paraphrase", "summarization", "qgen"}))
+def test_every_fixture_set_loads_and_validates(name: str) -> None:
+    docs = load_docs(name, LoadOptions(source="fixtures"))
+    spec = get_spec(name)
+    assert len(docs["eval"]) > 0 and len(docs["fewshot"]) >= 4
+    for doc in docs["eval"]:
+        assert doc["target"].strip()
+        if spec.is_classification:
+            assert doc["choices"][doc["label"]] == doc["target"]
+    # shots are never scored rows
+    if spec.fewshot_split is None:
+        shots = {d["row_index"] for d in docs["fewshot"]}
+        assert not shots & {d["row_index"] for d in docs["eval"]}
+
+
+@pytest.mark.parametrize("hidden", [-1, None, "-1"])
+def test_hidden_labels_fail_loudly_naming_set_split_row(tmp_path: Path, hidden: object) -> None:
+    rows = GOOD_MNLI[:3] + [_glue_mnli(hidden)] + GOOD_MNLI[3:]
+    source = _mirror(tmp_path, "mnli_matched", {"validation_matched": rows, "train": GOOD_MNLI})
+    with pytest.raises(AmuroDataError, match=r"mnli_matched/validation_matched row 3: .*hidden"):
+        load_docs("mnli_matched", LoadOptions(source=source))
+
+
+def test_stsb_test_split_scores_are_hidden(tmp_path: Path) -> None:
+    rows = [{"sentence1": "a b", "sentence2": "b a", "label": -1.0, "idx": 0}]
+    source = _mirror(tmp_path, "stsb", {"validation": rows, "train": rows})
+    with pytest.raises(AmuroDataError, match=r"stsb/validation row 0: similarity score -1.0"):
+        load_docs("stsb", LoadOptions(source=source))
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (_glue_mnli(0, premise="   "), r"row 1: field 'premise' is empty"),
+        (_glue_mnli(0, premise=None), r"row 1: field 'premise' is None"),
+        (_glue_mnli(7), r"row 1: label 'label'=7 is not one of"),
+    ],
+)
+def test_bad_rows_fail_loudly(tmp_path: Path, row: dict, message: str) -> None:
+    source = _mirror(tmp_path, "mnli_mismatched",
+                     {"validation_mismatched": [GOOD_MNLI[0], row], "train": GOOD_MNLI})
+    with pytest.raises(AmuroDataError, match=message):
+        load_docs("mnli_mismatched", LoadOptions(source=source))
+
+
+def test_missing_column_fails_loudly(tmp_path: Path) -> None:
+    rows = [{"sentence1": "a", "sentence2": "b", "label": 0, "idx": 0}]  # RTE's schema, not MNLI's
+    source = _mirror(tmp_path, "mnli_matched", {"validation_matched": rows, "train": GOOD_MNLI})
+    with pytest.raises(AmuroDataError, match=r"row 0: missing field 'premise' \(fields: \["):
+        load_docs("mnli_matched", LoadOptions(source=source))
+
+
+def test_invalid_rows_can_be_skipped_on_request(tmp_path: Path) -> None:
+    rows = [GOOD_MNLI[0], _glue_mnli(-1), GOOD_MNLI[1]]
+    source = _mirror(tmp_path, "mnli_matched", {"validation_matched": rows, "train": GOOD_MNLI})
+    docs = load_docs("mnli_matched", LoadOptions(source=source, on_invalid="skip"))
+    assert docs["eval"]["row_index"] == [0, 2]
+
+
+def test_summary_with_empty_document_fails(tmp_path: Path) -> None:
+    rows = [{"document": "", "summary": "s", "id": "1"}]
+    good = [{"document": "d", "summary": "s", "id": str(i)} for i in range(4)]
+    source = _mirror(tmp_path, "xsum", {"test": rows, "train": good})
+    with pytest.raises(AmuroDataError, match=r"xsum/test row 0: field 'document' is empty"):
+        load_docs("xsum", LoadOptions(source=source))
+
+
+def test_missing_local_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(AmuroDataError, match=r"cnn/test: no local data at .*abisee__cnn_dailymail"):
+        load_docs("cnn", LoadOptions(source=str(tmp_path)))
+
+
+def test_label_verbalisers() -> None:
+    rte = load_docs("rte", LoadOptions(source="fixtures"))["eval"]
+    assert rte[0]["choices"] == ["entailment", "neutral"]
+    raw = [json.loads(x) for x in (FIXTURE_DIR / "nyu-mll__glue/stsb/validation.jsonl")
+           .read_text().splitlines()]
+    stsb = load_docs("stsb", LoadOptions(source="fixtures"))["eval"]
+    assert [d["target"] for d in stsb] == ["yes" if r["label"] > 3.5 else "no" for r in raw]
+    mnli = load_docs("mnli_matched", LoadOptions(source="fixtures"))["eval"]
+    assert mnli[0]["choices"] == ["entailment", "neutral", "contradiction"]
+
+
+def test_question_generation_uses_the_gold_answer() -> None:
+    raw = [json.loads(x) for x in (FIXTURE_DIR / "lighteval__siqa/default/validation.jsonl")
+           .read_text().splitlines()]
+    docs = load_docs("socialiqa", LoadOptions(source="fixtures"))["eval"]
+    for doc, row in zip(docs, raw, strict=True):
+        assert doc["answer"] == row["answer" + "ABC"[int(row["label"]) - 1]]
+        assert doc["target"] == row["question"]
+    tweets = load_docs("tweetqa", LoadOptions(source="fixtures"))["eval"]
+    assert tweets[0]["answer"].startswith("the ")  # Answer[0]
+
+
+def test_sciq_rows_without_support_are_dropped_and_counted(caplog) -> None:
+    raw = (FIXTURE_DIR / "allenai__sciq/default/test.jsonl").read_text().splitlines()
+    empty = sum(json.loads(x)["support"] == "" for x in raw)
+    assert empty > 0
+    load_docs.cache_clear()
+    with caplog.at_level("WARNING", logger="amuro"):
+        docs = load_docs("sciq", LoadOptions(source="fixtures"))
+    assert len(docs["eval"]) == len(raw) - empty
+    assert f"sciq/test: dropped {empty} rows" in caplog.text
+
+
+def test_fewshot_pool_is_seeded() -> None:
+    a = load_docs("paws", LoadOptions(source="fixtures"))["fewshot"]["row_index"]
+    b = load_docs("paws", LoadOptions(source="fixtures"))["fewshot"]["row_index"]
+    c = load_docs("paws", LoadOptions(source="fixtures", fewshot_seed=7))["fewshot"]["row_index"]
+    assert a == b and a != c
+
+
+def test_training_docs_follow_the_paper_recipe() -> None:
+    docs = load_training_docs("mnli_matched", n=10, seed=42, source="fixtures")
+    again = load_training_docs("mnli_matched", n=10, seed=42, source="fixtures")
+    assert len(docs) == 10 and docs["row_index"] == again["row_index"]
+    assert docs["row_index"] != list(range(10))  # shuffled
+
+
+def test_data_source_switch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AMURO_DATA", "fixtures")
+    assert data_source() == "fixtures"
+    assert data_source(str(tmp_path)) == str(tmp_path)
+    monkeypatch.delenv("AMURO_DATA")
+    assert data_source() == "hub"
+    with pytest.raises(AmuroConfigError, match="AMURO_DATA='/no/such/dir'"):
+        data_source("/no/such/dir")
+
+
+def test_unknown_metadata_keys_and_sets_are_named() -> None:
+    with pytest.raises(AmuroConfigError, match=r"unknown metadata key\(s\) \['amuro_shots'\]"):
+        load_amuro_set("rte", amuro_data="fixtures", amuro_shots=3)
+    with pytest.raises(AmuroConfigError, match="unknown evaluation set 'mnlii'"):
+        load_amuro_set("mnlii", amuro_data="fixtures")
+    with pytest.raises(AmuroConfigError, match="amuro_scoring must be one of"):
+        load_amuro_set("rte", amuro_data="fixtures", amuro_scoring="logits")
+
+
+def test_hub_loading_uses_real_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fake_load_dataset(path, name=None, **kwargs):
+        calls.append((path, name, kwargs))
+        raise RuntimeError("stop")
+
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    for set_name in ("mnli_mismatched", "xsum", "xlsum", "paws"):
+        with pytest.raises(RuntimeError):
+            load_docs(set_name, LoadOptions(source="hub"))
+    assert calls[0] == ("nyu-mll/glue", "mnli", {"data_dir": None,
+                                                 "split": "validation_mismatched",
+                                                 "revision": None})
+    assert calls[1] == ("EdinburghNLP/xsum", None, {"data_dir": "default", "split": "test",
+                                                    "revision": "refs/convert/parquet"})
+    assert calls[2][0:2] == ("csebuetnlp/xlsum", None) and calls[2][2]["data_dir"] == "english"
+    assert calls[3][0:2] == ("google-research-datasets/paws", "labeled_final")
