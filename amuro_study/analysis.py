@@ -79,8 +79,8 @@ def select(
 
     ``learning_rates`` keeps, for each fine-tune named in it, only rows with that learning rate
     (the paper selected one per task). Rows that differ only by ``seed`` are averaged (value: mean;
-    stderr: root-sum-square / k). Any other duplicate key raises ``ValueError`` (e.g. two learning
-    rates for one fine-tune: pass ``learning_rates``).
+    stderr: root-sum-square / k). Two learning rates or epoch counts for one fine-tune on one
+    cell, or any other duplicate, raise ``ValueError`` (pass ``learning_rates``).
     """
     out = df
     if shots is not None:
@@ -98,6 +98,14 @@ def select(
     if out.empty:
         return out.copy()
     keyed = _keyed(out, _RUN)
+    cell = [*_CELL, "finetune"]
+    hp = keyed.groupby(cell, sort=False)[["learning_rate", "epochs"]].transform("nunique")
+    clash = (hp > 1).any(axis=1)
+    if clash.any():
+        raise ValueError(
+            "several rows for one run: hyper-parameters differ (pass learning_rates=):\n"
+            + out.loc[clash.values, _RUN].to_string()
+        )
     counts = keyed.groupby(_RUN, sort=False)["value"].transform("size")
     if (counts == 1).all():
         return out.copy()
