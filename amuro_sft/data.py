@@ -58,6 +58,7 @@ class TrainingData:
     row_ids: list[Any]
     sample_hash: str
     """sha256 of the exact training examples, in training order."""
+    val_row_ids: list[Any] = field(default_factory=list)
     truncated: int = 0
     dropped: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
@@ -128,16 +129,17 @@ def _split(
     truncated: int, dropped: int,
 ) -> TrainingData:
     n_val = cfg.val_examples
-    if cfg.num_train_examples is None and cfg.sample_fraction is None:
+    if cfg.sample_fraction is not None:
+        n_train = max(1, round(cfg.sample_fraction * (len(examples) - n_val)))
+    elif cfg.num_train_examples is None:
         n_train = len(examples) - n_val
-    elif cfg.sample_fraction is not None:
-        n_train = min(len(examples) - n_val, max(1, round(cfg.sample_fraction * len(examples))))
     else:
-        n_train = min(cfg.num_train_examples, len(examples) - n_val)
+        # the training sample never depends on the validation slice: it is always the first rows
+        n_train = min(cfg.num_train_examples, len(examples))
     if n_train < 1 or len(examples) - n_train < n_val:
         raise AmuroDataError(
             f"{cfg.task}: {len(examples)} usable training rows, too few for "
-            f"{cfg.num_train_examples} training + {n_val} validation examples"
+            f"{n_train} training + {n_val} held-out validation examples"
         )
     if cfg.num_train_examples is not None and n_train < cfg.num_train_examples:
         log.warning("%s: only %d training examples (asked for %d)", cfg.task, n_train,
@@ -149,8 +151,7 @@ def _split(
         validation=datasets.Dataset.from_list(val_rows) if val_rows else None,
         source=source, dataset=dataset, split="train", row_ids=ids[:n_train],
         sample_hash=examples_hash(train_rows), truncated=truncated, dropped=dropped,
-        stats={"validation_row_ids_hash": examples_hash([{"id": i} for i in
-                                                         ids[n_train:n_train + n_val]])},
+        val_row_ids=ids[n_train:n_train + n_val],
     )
 
 

@@ -450,6 +450,7 @@ def _record(
             "sample_hash": data.sample_hash,
             "row_ids_hash": examples_hash([{"id": i} for i in data.row_ids]),
             "first_row_ids": data.row_ids[:20],
+            "validation_row_ids_hash": examples_hash([{"id": i} for i in data.val_row_ids]),
             "truncated_examples": data.truncated,
             "dropped_examples": data.dropped,
             "loss_tokens": n_labels,

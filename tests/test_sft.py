@@ -1,0 +1,398 @@
+"""amuro_sft: data = evaluation templates, loss masks, errors, revisions, resume, CLI + lm_eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from amuro_sft import SFTRunConfig, run_lr_sweep, run_sft
+from amuro_sft import cli as sft_cli
+from amuro_sft import hub as sft_hub
+from amuro_sft import train as sft_train
+from amuro_sft.config import AmuroSFTError, NonFiniteLossError
+from amuro_sft.data import build_training_data
+from amuro_sft.provenance import IDENTITY_NAME, RECORD_NAME
+from amuro_tasks.errors import AmuroConfigError, AmuroDataError
+from amuro_tasks.loading import load_training_docs
+from amuro_tasks.specs import get_spec
+from amuro_tasks.suite import FINETUNE_TASKS
+
+FAST = dict(num_train_examples=16, max_steps=4, save_steps=2, logging_steps=1,
+            disable_tqdm=True, use_cpu=True)
+
+
+def _cfg(model: Path, out: Path, **kw) -> SFTRunConfig:
+    return SFTRunConfig(model=str(model), task=kw.pop("task", "mnli"), output_dir=out,
+                        **{**FAST, **kw})
+
+
+def _tokenizer(model_dir: Path, tulu: bool = False):
+    from amuro_sft.train import load_tokenizer
+
+    cfg = SFTRunConfig(model=str(model_dir), task="tulu" if tulu else "mnli", output_dir="x")
+    return load_tokenizer(cfg, sft_hub.resolve_revision(str(model_dir), None))
+
+
+def _trainer(cfg: SFTRunConfig, model_dir: Path):
+    """A trainer on the run's data (TRL has tokenized it and built labels); nothing trained."""
+    tok = _tokenizer(model_dir, cfg.is_tulu)
+    data = build_training_data(cfg, tok)
+    resolved = sft_hub.resolve_revision(str(model_dir), None)
+    model = sft_train.load_model(cfg, resolved)
+    args = sft_train.build_sft_config(cfg, cfg.output_dir)
+    return sft_train._make_trainer_class()(model=model, args=args, train_dataset=data.train,
+                                           processing_class=tok), data, tok
+
+
+# ----------------------------------------------------------------------------- data
+@pytest.mark.parametrize("task", sorted(FINETUNE_TASKS))
+def test_training_prompt_is_the_lm_eval_prompt(task: str, tiny_model_dir: Path) -> None:
+    """The prompt a row trains on is what the lm-eval task renders for that same row."""
+    from lm_eval.tasks import TaskManager
+
+    from amuro_tasks import include_path
+
+    cfg = SFTRunConfig(model=str(tiny_model_dir), task=task, output_dir="x", num_train_examples=5)
+    data = build_training_data(cfg, _tokenizer(tiny_model_dir))
+    docs = load_training_docs(cfg.train_set, n=5, seed=42)
+    name = f"amuro_{cfg.train_set}_default"
+    lm_task = TaskManager(include_path=include_path()).load_task_or_group([name])[name]
+    assert len(data.train) == 5
+    for doc, example in zip(docs, data.train, strict=True):
+        assert example["prompt"] == lm_task.doc_to_text(doc)
+        assert example["completion"] == " " + str(doc["target"])
+        if get_spec(cfg.train_set).is_classification:
+            assert doc["target"] in doc["choices"]
+    assert data.row_ids == [d["row_index"] for d in docs]
+
+
+def test_sample_is_seeded_and_validation_is_held_out(tiny_model_dir: Path) -> None:
+    tok = _tokenizer(tiny_model_dir)
+    cfg = SFTRunConfig(model=str(tiny_model_dir), task="paws", output_dir="x",
+                       num_train_examples=20, val_examples=8)
+    a, b = build_training_data(cfg, tok), build_training_data(cfg, tok)
+    assert a.sample_hash == b.sample_hash and len(a.train) == 20 and len(a.validation) == 8
+    other = build_training_data(SFTRunConfig(**{**cfg.to_dict(), "data_seed": 7}), tok)
+    assert other.sample_hash != a.sample_hash
+    assert len(a.val_row_ids) == 8 and not set(a.row_ids) & set(a.val_row_ids)
+    # the training sample does not depend on whether a validation slice is held out
+    no_val = build_training_data(SFTRunConfig(**{**cfg.to_dict(), "val_examples": 0}), tok)
+    assert no_val.sample_hash == a.sample_hash and no_val.validation is None
+    too_many = SFTRunConfig(**{**cfg.to_dict(), "num_train_examples": 38, "val_examples": 8})
+    with pytest.raises(AmuroDataError, match="too few"):
+        build_training_data(too_many, tok)
+
+
+def test_long_documents_are_truncated_not_their_summary(tiny_model_dir: Path) -> None:
+    from amuro_sft.data import fit_example
+
+    tok = _tokenizer(tiny_model_dir)
+    doc = {"document": "The council met on Monday. " * 200, "target": "The council met."}
+    example, cut = fit_example("summarization", "default", doc, tok, max_length=64)
+    assert cut and example["completion"] == " The council met."
+    n = len(tok(example["prompt"] + example["completion"])["input_ids"]) + 1
+    assert n <= 64 and example["prompt"].endswith("### Summary:")
+
+
+def test_loss_mask_covers_only_completion_tokens(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cfg = _cfg(tiny_model_dir, tmp_path / "c", task="socialiqa", num_train_examples=8)
+    trainer, data, tok = _trainer(cfg, tiny_model_dir)
+    ds = trainer.train_dataset
+    for row, example in zip(ds, data.train, strict=True):
+        ids, labels = row["input_ids"], row["labels"]
+        n_prompt = len(tok(example["prompt"], add_special_tokens=False)["input_ids"])
+        assert ids[:n_prompt] == tok(example["prompt"], add_special_tokens=False)["input_ids"]
+        assert all(lab == -100 for lab in labels[:n_prompt])
+        trained = [t for t, lab in zip(ids, labels, strict=True) if lab != -100]
+        assert trained == ids[n_prompt:]
+        assert tok.decode(trained) == example["completion"] + tok.eos_token
+    # and after the padding-free collator: exactly those tokens, no boundary token
+    batch = trainer.data_collator([ds[i] for i in range(len(ds))])
+    expected = sum(sum(lab != -100 for lab in r["labels"]) for r in ds)
+    assert int((batch["labels"] != -100).sum()) == expected
+
+
+def test_tulu_loss_is_on_assistant_turns_only(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cfg = _cfg(tiny_model_dir, tmp_path / "t", task="tulu", num_train_examples=12)
+    trainer, data, tok = _trainer(cfg, tiny_model_dir)
+    for row, example in zip(trainer.train_dataset, data.train, strict=True):
+        trained = [t for t, lab in zip(row["input_ids"], row["labels"], strict=True)
+                   if lab != -100]
+        replies = [m["content"] + tok.eos_token for m in example["messages"]
+                   if m["role"] == "assistant"]
+        assert tok.decode(trained) == "".join(replies)
+    assert "{% generation %}" in tok.chat_template
+
+
+def test_tuned_and_plain_paths_compute_the_same_loss(tiny_model_dir: Path,
+                                                     tmp_path: Path) -> None:
+    """Padding-free batches (amuro's tuned path) vs TRL's padded batches: one loss."""
+    losses = {}
+    for tuned in (True, False):
+        cfg = _cfg(tiny_model_dir, tmp_path / str(tuned), task="xsum", num_train_examples=8,
+                   tuned=tuned)
+        trainer, _, _ = _trainer(cfg, tiny_model_dir)
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
+        assert ("attention_mask" in batch) != tuned
+        n_items = int((batch["labels"][..., 1:] != -100).sum())
+        trainer.model.eval()
+        with torch.no_grad():
+            losses[tuned] = float(trainer.compute_loss(trainer.model, batch,
+                                                       num_items_in_batch=n_items))
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- errors first
+def test_invalid_options_fail_before_anything_loads(tiny_model_dir: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a, **k):
+        raise AssertionError("loaded a model although the run was invalid")
+
+    monkeypatch.setattr(sft_train, "load_model", boom)
+    out = tmp_path / "o"
+    with pytest.raises(AmuroConfigError, match="unknown task"):
+        run_sft(_cfg(tiny_model_dir, out, task="squad"))
+    with pytest.raises(AmuroConfigError, match="unknown prompt format"):
+        run_sft(_cfg(tiny_model_dir, out, format="fancy"))
+    with pytest.raises(AmuroConfigError, match="must be a number"):
+        run_sft(_cfg(tiny_model_dir, out, learning_rate="fast"))
+    with pytest.raises(AmuroConfigError, match="local model directory"):
+        run_sft(_cfg(tiny_model_dir, out, revision="step1000-tokens4B"))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(AmuroSFTError, match="not empty"):
+        run_sft(_cfg(tiny_model_dir, tmp_path / "busy"))
+    # a row that fails validation, in a local mirror
+    mirror = tmp_path / "mirror" / "nyu-mll__glue" / "mnli"
+    mirror.mkdir(parents=True)
+    rows = [{"premise": "A b.", "hypothesis": "C d.", "label": i % 3, "idx": i}
+            for i in range(20)]
+    rows[3]["label"] = 7
+    (mirror / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(AmuroDataError, match="row 3"):
+        run_sft(_cfg(tiny_model_dir, out, data_source=str(tmp_path / "mirror"),
+                     num_train_examples=None))
+    assert not out.exists()
+    # the CLI: a learning rate that is not a number is an argparse error (exit 2)
+    with pytest.raises(SystemExit) as exc:
+        sft_cli.main(["--model", str(tiny_model_dir), "--task", "mnli", "--output-dir",
+                      str(out), "--lr", "2e-6", "abc"])
+    assert exc.value.code == 2
+    assert sft_cli.main(["--model", str(tiny_model_dir), "--task", "qqp", "--output-dir",
+                         str(out)]) == 2
+
+
+# ----------------------------------------------------------------------------- revisions
+class _FakeApi:
+    refs = {"main": "a" * 40, "step1000-tokens4B": "b" * 40, "step2000-tokens8B": "c" * 40}
+
+    def model_info(self, repo: str, revision: str = "main"):
+        from huggingface_hub.errors import RevisionNotFoundError
+
+        if revision not in self.refs:
+            raise RevisionNotFoundError(f"{revision} not found", response=SimpleNamespace(
+                headers={}, status_code=404, request=None, url="x"))
+        return SimpleNamespace(sha=self.refs[revision])
+
+    def list_repo_refs(self, repo: str):
+        return SimpleNamespace(branches=[SimpleNamespace(name=n) for n in self.refs])
+
+
+def test_revision_resolution_without_a_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", _FakeApi)
+    got = sft_hub.resolve_revision("org/model", "step1000-tokens4B")
+    assert (got.commit_sha, got.load_revision, got.is_local) == ("b" * 40, "b" * 40, False)
+    assert sft_hub.resolve_revision("org/model", None).commit_sha == "a" * 40
+    # a bare step resolves to its one branch
+    step = sft_hub.resolve_revision("org/model", "step2000")
+    assert (step.revision, step.commit_sha) == ("step2000-tokens8B", "c" * 40)
+    with pytest.raises(AmuroConfigError, match="step18000.*closest branches: step2000"):
+        sft_hub.resolve_revision("org/model", "step18000")
+    assert sft_hub.default_branch_name("step1000-tokens4B", "mnli", 2e-6, 42) == \
+        "step1000-tokens4B_mnli_lr2e-06_seed42"
+
+
+@pytest.mark.slow
+def test_hub_model_is_loaded_at_the_resolved_commit(tiny_model_dir: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+    import transformers
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", _FakeApi)
+    seen = []
+    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        real = cls.from_pretrained.__func__
+
+        def fake(klass, name, *a, _real=real, **kw):
+            seen.append((name, kw.get("revision")))
+            return _real(klass, str(tiny_model_dir) if name == "org/model" else name, *a, **kw)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(fake))
+    out = run_sft(_cfg("org/model", tmp_path / "hub", revision="step1000-tokens4B",
+                       max_steps=1))
+    assert seen and all(rev == "b" * 40 for name, rev in seen if name == "org/model")
+    record = json.loads((out / RECORD_NAME).read_text())
+    assert record["revision"] == "step1000-tokens4B"
+    assert record["base_commit_sha"] == "b" * 40 and record["base_model"] == "org/model"
+
+
+# ----------------------------------------------------------------------------- end to end
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_at(step: int):
+    from transformers import TrainerCallback
+
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise _Interrupt(f"simulated kill at step {step}")
+
+    return Stop()
+
+
+@pytest.mark.slow
+def test_cli_trains_and_lm_eval_scores_the_output(tiny_model_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    from amuro_tasks import include_path
+
+    out = tmp_path / "run"
+    assert sft_cli.main(["--model", str(tiny_model_dir), "--task", "mnli", "--output-dir",
+                         str(out), "--num-train-examples", "16", "--max-steps", "3",
+                         "--lr", "1e-4", "--cpu", "--no-progress"]) == 0
+    assert "amuro-sft finished: mnli/default" in capsys.readouterr().out
+    record = json.loads((out / RECORD_NAME).read_text())
+    for key in ("base_model", "revision", "base_commit_sha", "task", "format", "seed",
+                "libraries", "wall_time_s", "tokens_per_s", "hyperparameters", "losses",
+                "sft_config"):
+        assert key in record, key
+    assert record["data"]["num_train_examples"] == 16 and len(record["data"]["sample_hash"]) == 64
+    hp = record["hyperparameters"]
+    assert (hp["learning_rate"], hp["effective_batch_size"], hp["warmup_ratio"]) == \
+        (1e-4, 8, 0.03)
+    assert hp["lr_scheduler_type"] == "linear" and hp["master_weights_dtype"] == "torch.float32"
+    assert record["global_steps"] == 3 and record["train_tokens"] > 0
+    assert record["tokens_per_s"] > 0 and record["losses"]["final_train_loss"] > 0
+    assert record["libraries"]["trl"] and record["libraries"]["torch"]
+    assert (out / "README.md").is_file() and (out / "tokenizer.json").is_file()
+    assert not (out / "checkpoints").exists() and not (out / IDENTITY_NAME).exists()
+    env = {**os.environ, "AMURO_DATA": "fixtures", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
+         f"pretrained={out},dtype=float32", "--tasks", "amuro_mnli_matched_default",
+         "--include_path", include_path(), "--device", "cpu", "--limit", "4",
+         "--output_path", str(tmp_path / "eval")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (res,) = (tmp_path / "eval").rglob("results_*.json")
+    acc = json.loads(res.read_text())["results"]["amuro_mnli_matched_default"]["acc,none"]
+    assert 0.0 <= acc <= 1.0
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_then_is_skipped(tiny_model_dir: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "resume"
+    cfg = _cfg(tiny_model_dir, out, learning_rate=1e-4)
+    with pytest.raises(_Interrupt):
+        run_sft(cfg, callbacks=[_interrupt_at(3)])
+    assert not (out / RECORD_NAME).exists() and (out / IDENTITY_NAME).exists()
+    assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    # a different run may not take over the directory
+    with pytest.raises(AmuroSFTError, match="learning_rate"):
+        run_sft(_cfg(tiny_model_dir, out, learning_rate=2e-4))
+    run_sft(cfg)
+    record = json.loads((out / RECORD_NAME).read_text())
+    assert record["resumed_from"].endswith("checkpoint-2") and record["global_steps"] == 4
+    assert 0 < record["train_tokens_this_session"] < record["train_tokens"]
+    # uninterrupted reference: same final weights
+    ref = run_sft(_cfg(tiny_model_dir, tmp_path / "ref", learning_rate=1e-4))
+    from safetensors.torch import load_file
+
+    a, b = load_file(out / "model.safetensors"), load_file(ref / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    # finished: skipped, nothing rewritten
+    stamp = (out / RECORD_NAME).stat().st_mtime_ns
+    capsys.readouterr()
+    assert run_sft(cfg) == out
+    assert "skipped" in capsys.readouterr().out
+    assert (out / RECORD_NAME).stat().st_mtime_ns == stamp
+    with pytest.raises(AmuroSFTError, match="different finished run"):
+        run_sft(_cfg(tiny_model_dir, out, learning_rate=3e-4))
+
+    # pushing a finished run: branch created before upload, token never printed
+    import huggingface_hub
+
+    calls = []
+
+    class Api:
+        def create_repo(self, repo, **kw):
+            calls.append(("create_repo", repo))
+
+        def create_branch(self, repo, branch, **kw):
+            calls.append(("create_branch", branch))
+
+        def upload_folder(self, **kw):
+            calls.append(("upload_folder", kw["revision"]))
+            return SimpleNamespace(commit_url="https://hub/commit/1")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_secret_token")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    run_sft(_cfg(tiny_model_dir, out, learning_rate=1e-4, push_to_hub="me/amuro"))
+    branch = "main_mnli_lr0.0001_seed42"
+    assert calls == [("create_repo", "me/amuro"), ("create_branch", branch),
+                     ("upload_folder", branch)]
+    assert json.loads((out / RECORD_NAME).read_text())["hub"]["branch"] == branch
+    assert "hf_secret_token" not in capsys.readouterr().out + (out / RECORD_NAME).read_text()
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_model_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from trl import SFTTrainer
+
+    real = SFTTrainer.compute_loss
+
+    def poisoned(self, model, inputs, *a, **kw):
+        loss = real(self, model, inputs, *a, **kw)
+        if self.state.global_step >= 2:
+            return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(SFTTrainer, "compute_loss", poisoned)
+    out = tmp_path / "nan"
+    with pytest.raises(NonFiniteLossError, match="checkpoint-2"):
+        run_sft(_cfg(tiny_model_dir, out, learning_rate=1e-4))
+    assert not (out / RECORD_NAME).exists()
+    ckpt = out / "checkpoints" / "checkpoint-2"
+    from safetensors.torch import load_file
+
+    assert all(torch.isfinite(t).all() for t in load_file(ckpt / "model.safetensors").values())
+    assert sft_train.last_good_checkpoint(out / "checkpoints") == ckpt
+
+
+@pytest.mark.slow
+def test_lr_sweep_picks_lowest_validation_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cfg = _cfg(tiny_model_dir, tmp_path / "sweep", task="paws", max_steps=3)
+    best = run_lr_sweep(cfg, [1e-3, 1e-7], val_examples=8)
+    sweep = json.loads((tmp_path / "sweep" / "amuro_sweep.json").read_text())
+    assert [r["learning_rate"] for r in sweep["runs"]] == [1e-3, 1e-7]
+    losses = {r["learning_rate"]: r["eval_loss"] for r in sweep["runs"]}
+    assert all(v is not None for v in losses.values())
+    assert best == Path(sweep["best"]["output_dir"])
+    assert sweep["best"]["eval_loss"] == min(losses.values())
+    assert best.name == f"lr{min(losses, key=losses.get):g}"
+    rec = json.loads((best / RECORD_NAME).read_text())
+    assert rec["data"]["num_validation_examples"] == 8
