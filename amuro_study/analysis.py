@@ -200,13 +200,13 @@ def performance_table(df: pd.DataFrame) -> pd.DataFrame:
     """Tidy performance vs step: one row per (eval_set, format, variant, checkpoint).
 
     ``variant`` is ``base`` or the fine-tuning task. Columns: eval_set, format, shots, metric,
-    variant, finetune, step, revision, checkpoint, value, stderr (+ ``defect`` if present).
+    variant, finetune, step, revision, checkpoint, value, stderr (+ ``ci_low``/``ci_high`` and
+    ``defect`` when present).
     Sorted by eval set, format, variant (base first), step.
     """
     cols = ["eval_set", "format", "shots", "metric", "finetune", "step", "revision", "value",
             "stderr"]
-    if "defect" in df.columns:
-        cols.append("defect")
+    cols += [c for c in ("ci_low", "ci_high", "defect") if c in df.columns]
     out = _with_label(df[cols])
     out.insert(4, "variant", out["finetune"].fillna("base"))
     out["_b"] = out["variant"] != "base"
