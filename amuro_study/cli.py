@@ -1,0 +1,318 @@
+"""``amuro``: plan, run and report a study; ``amuro demo`` runs the offline demo end to end.
+
+::
+
+    amuro study plan CONFIG.yaml            # the grid and its cost, nothing is run
+    amuro study run CONFIG.yaml             # run (or resume) it, then write the report
+    amuro study report CONFIG.yaml          # report from the results collected so far
+    amuro study report --paper OUT          # the report of the paper's released results
+    amuro demo                              # = amuro study run examples/demo.yaml
+
+Exit status: 0 when every unit is done, 1 when some unit failed or was blocked (they are
+listed), 2 for a bad config or command line (nothing was run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from amuro_study.config import StudyConfig, StudyConfigError, load_config
+from amuro_study.plan import Plan, build_plan, estimate_cost
+from amuro_study.runner import (
+    BLOCKED,
+    DONE,
+    FAILED,
+    SKIPPED,
+    VERBOSE_ENV,
+    StudySummary,
+    UnitOutcome,
+    collect_records,
+    run_study,
+    stage_durations,
+    store_of,
+)
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+STAGE_TITLES = {
+    "pretrain": "pre-train tiny model", "base-eval": "evaluate base checkpoints",
+    "finetune": "fine-tune checkpoints", "finetuned-eval": "evaluate fine-tuned models",
+}
+
+
+def set_offline() -> None:
+    """No Hub access for this process and its children."""
+    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ[key] = "1"
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' own progress bars and chatter (our bars are per stage)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("WANDB_DISABLED", "true")
+    warnings.filterwarnings("ignore")
+    for name in ("lm_eval", "lm-eval", "transformers", "datasets", "amuro", "accelerate", "trl",
+                 "amuro_sft", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class RichProgress:
+    """One ``rich`` progress bar per stage, with failures printed as they happen."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = Console(file=sys.stdout)
+        self.progress = Progress(
+            TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=self.console,
+            redirect_stdout=False, redirect_stderr=False,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> RichProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def start_stage(self, stage: str, total: int, completed: int) -> None:
+        """Open the bar of ``stage`` (``completed`` units were already done)."""
+        note = f"{completed} already done" if completed else ""
+        self.tasks[stage] = self.progress.add_task(
+            STAGE_TITLES.get(stage, stage), total=total, completed=completed, note=note)
+
+    def advance(self, stage: str, outcome: UnitOutcome) -> None:
+        """One unit of ``stage`` finished (or failed)."""
+        self.progress.advance(self.tasks[stage])
+        if outcome.status in (FAILED, BLOCKED):
+            self.progress.console.print(
+                f"[red]{outcome.status}[/red] {outcome.description}: {outcome.error}")
+
+    def end_stage(self, stage: str) -> None:
+        """Close the bar of ``stage``."""
+        self.progress.update(self.tasks[stage], note="")
+
+
+def print_plan(plan: Plan, out: Any = None) -> None:
+    """The grid and its cost estimate, in words."""
+    out = out or sys.stdout
+    cfg = plan.config
+    store = store_of(plan)
+    done = store.done_ids()
+    print(f"study {cfg.name!r} -> {cfg.output_dir}", file=out)
+    print(f"checkpoints ({len(plan.checkpoints)}): "
+          + ", ".join(c.label for c in plan.checkpoints), file=out)
+    rates = {t: sorted({u.learning_rate for u in plan.finetunes if u.task == t})
+             for t in cfg.finetune.tasks}
+    print("fine-tuning: " + ("; ".join(f"{t} (lr {', '.join(f'{r:g}' for r in lrs)})"
+                                       for t, lrs in rates.items()) or "none"), file=out)
+    print("evaluation: " + ", ".join(f"{s.name} [{'/'.join(s.formats)}]" for s in cfg.eval.sets)
+          + f"; shots {list(cfg.eval.shots)}; limit {cfg.eval.limit}; data {cfg.data}", file=out)
+    print(f"backend: eval {cfg.backend.eval} on {cfg.backend.device}, executor "
+          f"{cfg.backend.executor}", file=out)
+    for stage, units in plan.stages():
+        print(f"\n[{stage}] {len(units)} units", file=out)
+        for unit in units:
+            mark = "done" if unit.uid in done else "todo"
+            print(f"  {mark}  {unit.uid}  {unit.describe()}", file=out)
+    cost = estimate_cost(plan, done, stage_durations(plan))
+    print("\ncost estimate:", file=out)
+    for line in cost.lines():
+        print(f"  {line}", file=out)
+
+
+def load_and_plan(path: str | Path, output_dir: str | None = None) -> Plan:
+    """Config -> validated plan (Hub steps resolved); raises :class:`StudyConfigError`."""
+    config: StudyConfig = load_config(path)
+    if output_dir:
+        config = dataclasses.replace(config, output_dir=Path(output_dir))
+    if config.offline:
+        set_offline()
+    return build_plan(config)
+
+
+def write_report(plan: Plan) -> Path:
+    """Build the report from the plan's collected records (``amuro_study.report``)."""
+    from amuro_study.records import to_frame
+    from amuro_study.report import build_report
+
+    records = collect_records(plan)
+    if not records:
+        raise RuntimeError("no evaluation results yet: run `amuro study run` first")
+    return Path(build_report(to_frame(records), plan.report_dir()))
+
+
+def run(plan: Plan, *, executor: str | None = None, workers: int | None = None,
+        cluster: str | None = None, report: bool = True, show_progress: bool = True
+        ) -> tuple[StudySummary, Path | None]:
+    """Run ``plan`` (resuming), then write the report; return the summary and report path."""
+    from amuro_study.executors import make_executor
+    from amuro_study.runner import NoProgress
+
+    exe = make_executor(plan, executor, workers, cluster)
+    start = time.perf_counter()
+    if show_progress:
+        with RichProgress() as progress:
+            summary = run_study(plan, exe, progress)
+    else:
+        summary = run_study(plan, exe, NoProgress())
+    report_path = None
+    if report:
+        try:
+            report_path = write_report(plan)
+        except Exception as err:
+            summary.outcomes.append(UnitOutcome("report", FAILED, "write the report",
+                                                error=f"{type(err).__name__}: {err}"))
+    summary_path = plan.output_dir / "last_run.json"
+    from amuro_study.store import write_json_atomic
+
+    write_json_atomic(summary_path, {**summary.to_dict(),
+                                     "wall_s": time.perf_counter() - start,
+                                     "report": str(report_path) if report_path else None})
+    return summary, report_path
+
+
+def print_summary(summary: StudySummary, report_path: Path | None, wall_s: float) -> None:
+    """Counts, failures and where the report is."""
+    counts = {s: len(summary.by_status(s)) for s in (DONE, SKIPPED, FAILED, BLOCKED)}
+    print(f"\nunits: {counts[DONE]} run now, {counts[SKIPPED]} already done, "
+          f"{counts[FAILED]} failed, {counts[BLOCKED]} blocked ({wall_s:.0f} s)")
+    for outcome in summary.by_status(FAILED) + summary.by_status(BLOCKED):
+        print(f"  {outcome.status.upper()}: {outcome.uid} {outcome.description}: {outcome.error}")
+    if summary.by_status(FAILED):
+        print("  (traceback: <output_dir>/units/<uid>/error.json, output: .../log.txt; "
+              "a re-run retries them)")
+    if report_path is not None:
+        print(f"\nreport: {report_path}")
+
+
+# --------------------------------------------------------------------------- commands
+def _cmd_plan(args: argparse.Namespace) -> int:
+    plan = load_and_plan(args.config, args.output_dir)
+    if args.json:
+        cost = estimate_cost(plan, store_of(plan).done_ids(), stage_durations(plan))
+        print(json.dumps({
+            "units": {uid: u.identity() for uid, u in plan.units().items()},
+            "stages": {s: [u.uid for u in units] for s, units in plan.stages()},
+            "cost": dataclasses.asdict(cost)}, indent=1, default=str))
+    else:
+        print_plan(plan)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    else:
+        quiet_libraries()
+    plan = load_and_plan(args.config, args.output_dir)
+    print_plan(plan)
+    print()
+    start = time.perf_counter()
+    summary, report_path = run(plan, executor=args.executor, workers=args.workers,
+                               cluster=args.cluster, report=not args.no_report)
+    print_summary(summary, report_path, time.perf_counter() - start)
+    return 0 if summary.ok else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    if args.paper:
+        from amuro_study.report import paper_report
+
+        print(f"report: {paper_report(Path(args.paper))}")
+        return 0
+    if not args.config:
+        raise StudyConfigError("<command line>: give CONFIG.yaml or --paper OUT")
+    plan = load_and_plan(args.config, args.output_dir)
+    path = _report_to(plan, Path(args.out)) if args.out else write_report(plan)
+    print(f"report: {path}")
+    return 0
+
+
+def _report_to(plan: Plan, out: Path) -> Path:
+    from amuro_study.records import to_frame
+    from amuro_study.report import build_report
+
+    return Path(build_report(to_frame(collect_records(plan)), out))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    if not DEMO_CONFIG.is_file():
+        raise StudyConfigError(f"<demo>: {DEMO_CONFIG} not found (run from a source checkout)")
+    args.config = str(DEMO_CONFIG)
+    return _cmd_run(args)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", help="override the config's output_dir")
+    p.add_argument("--executor", choices=("local", "slurm"), help="override backend.executor")
+    p.add_argument("--workers", type=int, help="local executor: units at once (processes)")
+    p.add_argument("--cluster", help="submitit cluster (slurm, local, debug); default: auto")
+    p.add_argument("--no-report", action="store_true", help="do not write the report")
+    p.add_argument("--verbose", action="store_true", help="keep the libraries' own output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``amuro`` argument parser."""
+    parser = argparse.ArgumentParser(prog="amuro", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    study = sub.add_parser("study", help="plan, run and report a study")
+    ssub = study.add_subparsers(dest="study_command", required=True)
+
+    p = ssub.add_parser("plan", help="print the grid and its cost estimate; run nothing")
+    p.add_argument("config")
+    p.add_argument("--output-dir", help="override the config's output_dir")
+    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.set_defaults(func=_cmd_plan)
+
+    p = ssub.add_parser("run", help="run (or resume) the study, then write the report")
+    p.add_argument("config")
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = ssub.add_parser("report", help="write the report from the collected results")
+    p.add_argument("config", nargs="?")
+    p.add_argument("--output-dir", help="override the config's output_dir")
+    p.add_argument("--out", help="report folder (default: <output_dir>/report)")
+    p.add_argument("--paper", metavar="OUT", help="report of the paper's released results")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("demo", help="the offline demo: amuro study run examples/demo.yaml")
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``amuro``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except StudyConfigError as err:
+        print(f"amuro: config error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Score one checkpoint with lm-eval's Python API and turn the output into result records.
+
+One :func:`lm_eval.simple_evaluate` call per evaluation unit: every set x format of the unit in
+one model load, with amuro's tasks (``amuro_tasks.task_manager``), ``log_samples=True``, and the
+per-sample logs written as ``samples/<task>.jsonl`` next to the unit's result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amuro_study.plan import EvalUnit
+from amuro_study.records import ResultRecord, atomic_write_text
+
+SAMPLES_DIR = "samples"
+
+
+def checkpoint_commit(pretrained: str, revision: str | None) -> str | None:
+    """The immutable id of a checkpoint: the Hub commit hash of ``revision``, or for a local
+    directory ``sha256:`` + a digest of its weight files (what was actually scored)."""
+    path = Path(pretrained)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        weights = sorted(p for p in path.iterdir()
+                         if p.suffix in (".safetensors", ".bin") and p.is_file())
+        for weight in weights:
+            digest.update(weight.name.encode())
+            with open(weight, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+        return f"sha256:{digest.hexdigest()[:20]}" if weights else None
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().model_info(pretrained, revision=revision).sha
+    except Exception:  # no network / private: lm-eval's own model_sha is the fallback
+        return None
+
+
+@dataclass(frozen=True)
+class EvalBackend:
+    """How lm-eval runs: ``hf`` or ``vllm``, device, batch size, dtype, GPUs."""
+
+    name: str = "hf"
+    device: str = "cpu"
+    batch_size: int | str = 1
+    dtype: str = "auto"
+    num_gpus: int = 1
+    trust_remote_code: bool = False
+
+    def model_args(self, pretrained: str, revision: str | None) -> dict[str, Any]:
+        """lm-eval ``model_args`` (a dict: paths with commas stay intact)."""
+        args: dict[str, Any] = {"pretrained": pretrained, "dtype": self.dtype}
+        if revision is not None:
+            args["revision"] = revision
+        if self.trust_remote_code:
+            args["trust_remote_code"] = True
+        if self.name == "vllm":
+            if importlib.util.find_spec("vllm") is None:
+                raise RuntimeError("backend.eval is 'vllm' but vllm is not installed "
+                                   "(pip install 'amuro[vllm]')")
+            args["tensor_parallel_size"] = self.num_gpus
+        return args
+
+
+def _number(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _write_samples(path: Path, samples: list[dict[str, Any]]) -> None:
+    lines = [json.dumps(s, default=str, ensure_ascii=False) for s in samples]
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def results_to_records(
+    unit: EvalUnit, results: dict[str, Any], *, commit: str | None,
+    samples_paths: dict[str, str] | None = None,
+) -> list[ResultRecord]:
+    """One :class:`ResultRecord` per (task, metric) of an lm-eval ``results`` dict.
+
+    Set and format come from the unit's typed :class:`~amuro_study.plan.EvalTask` list, never
+    from parsing the task name; stderr is lm-eval's ``<metric>_stderr`` (``None`` if N/A).
+    """
+    ft = unit.finetune
+    epochs = None
+    if ft is not None and ft.max_steps <= 0 and float(ft.epochs).is_integer():
+        epochs = int(ft.epochs)
+    records = []
+    for task in unit.tasks:
+        row = results["results"].get(task.task_name)
+        if row is None:
+            raise RuntimeError(f"lm-eval returned no result for {task.task_name}")
+        for key, value in sorted(row.items()):
+            if "," not in key or "_stderr," in key:
+                continue
+            metric, _filter = key.split(",", 1)
+            number = _number(value)
+            if number is None:
+                continue
+            records.append(ResultRecord(
+                model=unit.checkpoint.model, revision=unit.checkpoint.revision,
+                step=unit.checkpoint.step, commit=commit,
+                finetune=ft.task if ft else None, learning_rate=ft.learning_rate if ft else None,
+                epochs=epochs, seed=ft.seed if ft else None,
+                eval_set=task.eval_set, format=task.format, shots=unit.shots, metric=metric,
+                value=number, stderr=_number(row.get(f"{metric}_stderr,{_filter}")),
+                samples_path=(samples_paths or {}).get(task.task_name),
+            ))
+    return records
+
+
+def evaluate_unit(
+    unit: EvalUnit, pretrained: str, revision: str | None, unit_dir: Path,
+    backend: EvalBackend, *, commit: str | None = None,
+) -> tuple[list[ResultRecord], dict[str, Any]]:
+    """Run lm-eval for ``unit`` on the model at ``pretrained`` (@ ``revision``).
+
+    Writes ``unit_dir/samples/<task>.jsonl`` and returns the records (``samples_path`` relative
+    to ``unit_dir``) and provenance (lm-eval version, model config, sample counts).
+    """
+    import lm_eval
+
+    import amuro_tasks
+
+    metadata = {"amuro_data": unit.data, "amuro_scoring": unit.scoring}
+    out = lm_eval.simple_evaluate(
+        model=backend.name, model_args=backend.model_args(pretrained, revision),
+        tasks=[t.task_name for t in unit.tasks], num_fewshot=unit.shots, limit=unit.limit,
+        batch_size=backend.batch_size, device=backend.device if backend.name == "hf" else None,
+        log_samples=True, task_manager=amuro_tasks.task_manager(metadata=metadata),
+        verbosity="ERROR",
+    )
+    if out is None:  # only on non-zero ranks of a distributed run
+        raise RuntimeError("lm-eval returned no results (non-zero rank?)")
+    samples_dir = unit_dir / SAMPLES_DIR
+    samples_paths: dict[str, str] = {}
+    for task in unit.tasks:
+        rel = f"{SAMPLES_DIR}/{task.task_name}.jsonl"
+        _write_samples(samples_dir / f"{task.task_name}.jsonl",
+                       list(out.get("samples", {}).get(task.task_name, [])))
+        samples_paths[task.task_name] = rel
+    config = dict(out.get("config", {}))
+    commit = commit or config.get("model_sha") or None
+    records = results_to_records(unit, out, commit=commit, samples_paths=samples_paths)
+    provenance = {
+        "lm_eval_version": out.get("lm_eval_version"),
+        "transformers_version": out.get("transformers_version"),
+        "config": {k: v for k, v in config.items() if k != "model_args"} | {
+            "model_args": backend.model_args(pretrained, revision)},
+        "n_samples": out.get("n-samples"), "versions": out.get("versions"),
+        "n_shot": out.get("n-shot"),
+    }
+    return records, provenance

@@ -1,0 +1,385 @@
+"""The study grid as typed, independent units of work with stable ids.
+
+Three kinds of unit (plus the demo's pre-training):
+
+* :class:`EvalUnit` of a *base* checkpoint: every evaluation set x format at one shot count, in
+  one ``lm_eval.simple_evaluate`` call (one model load). Its identity does not mention any
+  fine-tune, so a base evaluation is computed once and reused by every comparison.
+* :class:`FinetuneUnit`: one checkpoint x task x learning rate, run by ``amuro_sft``.
+* :class:`EvalUnit` of a fine-tuned model: depends on its ``FinetuneUnit``; scored on the same
+  ID / OOD / cross-task sets and formats as the base.
+
+A unit's id is a hash of its typed identity (the dataclass as canonical JSON), never of a path;
+the identity is also written next to the result as JSON. Locations (model directories) are
+derived from ids by :class:`Plan`, not the other way round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amuro_study.config import PretrainSpec, RevisionSpec, StudyConfig, resolve_steps
+from amuro_tasks.specs import get_spec
+
+
+def _uid(kind: str, identity: dict[str, Any]) -> str:
+    blob = json.dumps({"kind": kind, **identity}, sort_keys=True, separators=(",", ":"))
+    return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A pre-trained checkpoint: model, revision and step; ``origin`` names the demo
+    pre-training unit that made it (``None`` for Hub or local models)."""
+
+    model: str
+    revision: str | None
+    step: int | None
+    origin: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short display name (``model@revision``)."""
+        return f"{self.model}@{self.revision}" if self.revision else self.model
+
+
+@dataclass(frozen=True)
+class PretrainUnit:
+    """Demo only: pre-train a tiny model on the fixture texts, saving several checkpoints."""
+
+    spec: PretrainSpec
+    kind: str = field(default="pretrain", init=False)
+
+    @property
+    def uid(self) -> str:
+        """Stable id: hash of the pre-training recipe."""
+        return _uid(self.kind, {"spec": asdict(self.spec)})
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        """Units that must be done first."""
+        return ()
+
+    def describe(self) -> str:
+        """One-line human description."""
+        spec = self.spec
+        return f"pretrain {spec.name} to step {spec.max_steps} (save {list(spec.save_steps)})"
+
+    def identity(self) -> dict[str, Any]:
+        """The JSON identity."""
+        return {"kind": self.kind, "spec": asdict(self.spec)}
+
+
+@dataclass(frozen=True)
+class FinetuneUnit:
+    """One supervised fine-tuning run of ``base`` on ``task`` (``amuro_sft``)."""
+
+    base: Checkpoint
+    task: str
+    learning_rate: float
+    seed: int
+    format: str
+    num_train_examples: int | None
+    epochs: float
+    max_steps: int
+    effective_batch_size: int
+    max_length: int
+    data: str
+    kind: str = field(default="finetune", init=False)
+
+    @property
+    def uid(self) -> str:
+        """Stable id: hash of the typed identity."""
+        return _uid(self.kind, asdict(self))
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        """The pre-training unit that made the base checkpoint, if any."""
+        return (self.base.origin,) if self.base.origin else ()
+
+    def describe(self) -> str:
+        """One-line human description."""
+        return f"fine-tune {self.base.label} on {self.task} (lr {self.learning_rate:g})"
+
+    def identity(self) -> dict[str, Any]:
+        """The JSON identity."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """One lm-eval task: an evaluation set in one prompt format."""
+
+    eval_set: str
+    format: str
+
+    @property
+    def task_name(self) -> str:
+        """The lm-eval task name (``amuro_<set>_<format>``)."""
+        return f"amuro_{self.eval_set}_{self.format}"
+
+
+@dataclass(frozen=True)
+class EvalUnit:
+    """Score one checkpoint (base, or fine-tuned by ``finetune``) on ``tasks`` at ``shots``."""
+
+    checkpoint: Checkpoint
+    finetune: FinetuneUnit | None
+    tasks: tuple[EvalTask, ...]
+    shots: int
+    limit: int | float | None
+    scoring: str
+    data: str
+    backend: str
+    kind: str = field(default="eval", init=False)
+
+    @property
+    def uid(self) -> str:
+        """Stable id: hash of the typed identity (the fine-tune's full identity included)."""
+        return _uid(self.kind, asdict(self))
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        """The fine-tune (or the demo pre-training) this evaluation needs."""
+        if self.finetune is not None:
+            return (self.finetune.uid,)
+        return (self.checkpoint.origin,) if self.checkpoint.origin else ()
+
+    @property
+    def is_base(self) -> bool:
+        """Whether this scores a never fine-tuned checkpoint."""
+        return self.finetune is None
+
+    def describe(self) -> str:
+        """One-line human description."""
+        what = (self.checkpoint.label if self.finetune is None
+                else f"{self.checkpoint.label}+{self.finetune.task}"
+                     f"(lr {self.finetune.learning_rate:g})")
+        return f"eval {what}: {len(self.tasks)} tasks, {self.shots}-shot"
+
+    def identity(self) -> dict[str, Any]:
+        """The JSON identity."""
+        return asdict(self)
+
+
+Unit = PretrainUnit | FinetuneUnit | EvalUnit
+
+STAGES = ("pretrain", "base-eval", "finetune", "finetuned-eval")
+"""Stage names, in order; a stage only depends on earlier ones."""
+
+
+@dataclass
+class Plan:
+    """The planned grid of a study and where each unit's files live."""
+
+    config: StudyConfig
+    checkpoints: tuple[Checkpoint, ...]
+    pretrain: PretrainUnit | None
+    finetunes: tuple[FinetuneUnit, ...]
+    base_evals: tuple[EvalUnit, ...]
+    finetuned_evals: tuple[EvalUnit, ...]
+
+    @property
+    def output_dir(self) -> Path:
+        """Root folder of the study's files."""
+        return self.config.output_dir
+
+    def stages(self) -> list[tuple[str, tuple[Unit, ...]]]:
+        """``(stage name, units)`` in execution order; empty stages are left out."""
+        stages: list[tuple[str, tuple[Unit, ...]]] = [
+            ("pretrain", (self.pretrain,) if self.pretrain else ()),
+            ("base-eval", self.base_evals),
+            ("finetune", self.finetunes),
+            ("finetuned-eval", self.finetuned_evals),
+        ]
+        return [(name, units) for name, units in stages if units]
+
+    def units(self) -> dict[str, Unit]:
+        """Every unit by id."""
+        return {u.uid: u for _, units in self.stages() for u in units}
+
+    def __iter__(self) -> Iterator[Unit]:
+        return iter(self.units().values())
+
+    def unit_dir(self, uid: str) -> Path:
+        """The folder of unit ``uid`` (identity, result, samples, fine-tuned model)."""
+        return self.output_dir / "units" / uid
+
+    def report_dir(self) -> Path:
+        """Where the report is written."""
+        return self.output_dir / "report"
+
+    def locate(self, checkpoint: Checkpoint) -> tuple[str, str | None]:
+        """``(pretrained, revision)`` to load ``checkpoint`` with (path or Hub id)."""
+        if checkpoint.origin is not None:
+            return str(self.unit_dir(checkpoint.origin) / f"step_{checkpoint.step}"), None
+        if self.config.is_local_model:
+            root = Path(self.config.model)
+            if checkpoint.revision in (None, "main") and not (root / "main").is_dir():
+                return str(root), None
+            return str(root / str(checkpoint.revision)), None
+        return checkpoint.model, checkpoint.revision
+
+    def finetuned_model_dir(self, unit: FinetuneUnit) -> Path:
+        """Output folder of a fine-tune (``amuro_sft``'s ``output_dir``)."""
+        return self.unit_dir(unit.uid) / "model"
+
+
+def _lr_and_epochs(task: str, lr: float | None, epochs: float | None) -> tuple[float, float]:
+    """The paper's learning rate / epochs for ``task`` where the config leaves them open."""
+    from amuro_sft.config import DEFAULT_EPOCHS, PAPER_EPOCHS, PAPER_LR
+
+    return (PAPER_LR[task] if lr is None else lr,
+            PAPER_EPOCHS.get(task, DEFAULT_EPOCHS) if epochs is None else epochs)
+
+
+def build_plan(config: StudyConfig, *, refs: list[str] | None = None) -> Plan:
+    """Plan the grid of ``config``: base evaluations, fine-tunes and fine-tuned evaluations.
+
+    ``steps`` are resolved to Hub branches here (``refs`` overrides the Hub listing in tests),
+    so a bad step fails before any work.
+    """
+    pretrain = PretrainUnit(config.pretrain) if config.pretrain else None
+    if pretrain is not None:
+        checkpoints = tuple(
+            Checkpoint(pretrain.spec.name, f"step{s}", s, origin=pretrain.uid)
+            for s in pretrain.spec.save_steps
+        )
+    else:
+        revisions: tuple[RevisionSpec, ...] = config.revisions or resolve_steps(
+            config.model, config.steps, refs
+        )
+        checkpoints = tuple(Checkpoint(config.model, r.revision, r.step) for r in revisions)
+    ft = config.finetune
+    finetunes = []
+    for ckpt in checkpoints:
+        for task in ft.tasks:
+            for lr in ft.learning_rates[task]:
+                rate, epochs = _lr_and_epochs(task, lr, ft.epochs)
+                finetunes.append(FinetuneUnit(
+                    base=ckpt, task=task, learning_rate=rate, seed=ft.seed, format=ft.format,
+                    num_train_examples=ft.num_train_examples, epochs=epochs,
+                    max_steps=ft.max_steps, effective_batch_size=ft.effective_batch_size,
+                    max_length=ft.max_length, data=config.data,
+                ))
+    tasks = tuple(EvalTask(s.name, f) for s in config.eval.sets for f in s.formats)
+    ev = config.eval
+
+    def evals(ckpt: Checkpoint, finetune: FinetuneUnit | None) -> list[EvalUnit]:
+        return [EvalUnit(ckpt, finetune, tasks, shots, ev.limit, ev.scoring, config.data,
+                         config.backend.eval) for shots in ev.shots]
+
+    base_evals = [u for c in checkpoints for u in evals(c, None)] if tasks else []
+    finetuned_evals = [u for f in finetunes for u in evals(f.base, f)] if tasks else []
+    return Plan(config, checkpoints, pretrain, tuple(finetunes), tuple(base_evals),
+                tuple(finetuned_evals))
+
+
+# --------------------------------------------------------------------------- cost estimate
+#: Scored rows per set on the Hub (from the datasets' split sizes; see notes/paper-release.md).
+#: The estimate uses ``limit`` where it is smaller; fixture and mirror sizes are counted.
+HUB_SET_SIZES: dict[str, int] = {
+    "mnli_matched": 9815, "mnli_mismatched": 9832, "rte": 277, "gpt3nli": 29936,
+    "paws": 8000, "qqp": 40430, "stsb": 1500, "xsum": 11334, "xlsum": 11535, "cnn": 11490,
+    "socialiqa": 1954, "sciq": 1000, "tweetqa": 1086,
+}
+
+
+def _set_size(name: str, data: str) -> int | None:
+    spec = get_spec(name)
+    if data == "hub":
+        return HUB_SET_SIZES.get(name)
+    from amuro_tasks.loading import FIXTURE_DIR
+
+    root = FIXTURE_DIR if data == "fixtures" else Path(data)
+    path = root / spec.fixture_key / f"{spec.eval_split}.jsonl"
+    if not path.is_file():
+        return None
+    rows = sum(1 for line in path.read_text().splitlines() if line.strip())
+    if spec.fewshot_split is None:  # the shot pool is carved out of the scored split
+        from amuro_tasks.loading import FEWSHOT_POOL_SIZE
+
+        rows = max(rows - min(FEWSHOT_POOL_SIZE, rows // 2), 1)
+    return rows
+
+
+def _limited(n: int | None, limit: int | float | None) -> int | None:
+    if n is None or limit is None:
+        return n
+    if isinstance(limit, float):
+        return int(math.ceil(n * limit))
+    return min(n, int(limit))
+
+
+@dataclass
+class CostEstimate:
+    """What a plan costs, in counts that do not depend on hardware, plus a time estimate
+    from units already measured in this output folder (if any)."""
+
+    units: dict[str, int]
+    pending: dict[str, int]
+    model_loads: int
+    scored_examples: int
+    generated_examples: int
+    finetune_steps: int
+    measured_seconds: dict[str, float]
+    estimated_seconds: float | None
+
+    def lines(self) -> list[str]:
+        """Human-readable lines for ``amuro study plan``."""
+        out = [f"units: {', '.join(f'{k} {v}' for k, v in self.units.items())}",
+               f"to do: {', '.join(f'{k} {v}' for k, v in self.pending.items())}",
+               f"model loads for evaluation: {self.model_loads}",
+               f"scored examples: {self.scored_examples:,} "
+               f"(of which generation, 60 new tokens max: {self.generated_examples:,})",
+               f"fine-tuning optimizer steps: {self.finetune_steps:,}"]
+        if self.measured_seconds:
+            per = ", ".join(f"{k} {v:.1f}s/unit" for k, v in self.measured_seconds.items())
+            out.append(f"measured here so far: {per}")
+        if self.estimated_seconds is not None:
+            out.append(f"estimated time for what is left (from those): "
+                       f"{self.estimated_seconds / 60:.1f} min on this hardware, one worker")
+        else:
+            out.append("time: no unit measured yet in this output folder")
+        return out
+
+
+def estimate_cost(plan: Plan, done: set[str] | None = None,
+                  durations: dict[str, list[float]] | None = None) -> CostEstimate:
+    """Count units, model loads, scored/generated examples and fine-tuning steps of ``plan``.
+
+    ``done`` ids are excluded from "to do"; ``durations`` (seconds per unit, by stage, read from
+    finished results) turn the remaining units into a time estimate.
+    """
+    done = done or set()
+    units: dict[str, int] = {}
+    pending: dict[str, int] = {}
+    for stage, members in plan.stages():
+        units[stage] = len(members)
+        pending[stage] = sum(1 for u in members if u.uid not in done)
+    evals = [*plan.base_evals, *plan.finetuned_evals]
+    scored = generated = 0
+    for unit in evals:
+        for task in unit.tasks:
+            n = _limited(_set_size(task.eval_set, unit.data), unit.limit) or 0
+            scored += n
+            if not get_spec(task.eval_set).is_classification:
+                generated += n
+    steps = 0
+    for ft in plan.finetunes:
+        if ft.max_steps > 0:
+            steps += ft.max_steps
+        else:
+            n = ft.num_train_examples or 0
+            steps += int(math.ceil(n / ft.effective_batch_size * ft.epochs))
+    measured = {k: sum(v) / len(v) for k, v in (durations or {}).items() if v}
+    estimated: float | None = None
+    if measured and all(pending[s] == 0 or s in measured for s in pending):
+        estimated = sum(pending[s] * measured.get(s, 0.0) for s in pending)
+    return CostEstimate(units, pending, len(evals), scored, generated, steps, measured, estimated)

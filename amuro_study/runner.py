@@ -1,0 +1,291 @@
+"""Run one unit (in whatever process an executor chose) and run a whole study stage by stage.
+
+:func:`execute_unit` is the only function executors call: it takes the unit's lock, skips it if
+done, clears what a half-done attempt left, does the work, and writes the result atomically. A
+failure is recorded as ``error.json`` and returned, never raised, so the study goes on with the
+other units; units whose dependency failed are reported as blocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from amuro_study.evaluate import EvalBackend, checkpoint_commit, evaluate_unit
+from amuro_study.plan import EvalUnit, FinetuneUnit, Plan, PretrainUnit, Unit
+from amuro_study.records import ResultRecord
+from amuro_study.store import ResultStore
+
+DONE, SKIPPED, FAILED, BLOCKED = "done", "skipped", "failed", "blocked"
+LOG = "log.txt"
+VERBOSE_ENV = "AMURO_STUDY_VERBOSE"
+"""Set to ``1`` to keep the libraries' output on the terminal instead of ``<unit>/log.txt``."""
+
+
+@contextlib.contextmanager
+def unit_log(path: Path) -> Any:
+    """Send this process's ``sys.stdout``/``sys.stderr`` to ``path`` (unless verbose)."""
+    if os.environ.get(VERBOSE_ENV) == "1":
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        sink: TextIO = fh
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    """What happened to one unit in this run."""
+
+    uid: str
+    status: str
+    """``done`` (ran now), ``skipped`` (already done), ``failed`` or ``blocked``."""
+    description: str
+    wall_s: float = 0.0
+    error: str | None = None
+
+
+def store_of(plan: Plan) -> ResultStore:
+    """The result store of ``plan``'s output folder."""
+    return ResultStore(plan.output_dir)
+
+
+# --------------------------------------------------------------------------- unit bodies
+def _run_pretrain(plan: Plan, unit: PretrainUnit) -> dict[str, Any]:
+    from amuro_study.pretrain_demo import pretrain_tiny
+
+    unit_dir = plan.unit_dir(unit.uid)
+    saved = pretrain_tiny(unit.spec, unit_dir)
+    for ckpt in saved:
+        ckpt["commit"] = checkpoint_commit(str(unit_dir / ckpt["path"]), None)
+    return {"checkpoints": saved}
+
+
+def sft_options(plan: Plan, unit: FinetuneUnit) -> dict[str, Any]:
+    """Keyword arguments of ``amuro_sft.SFTRunConfig`` for ``unit``."""
+    pretrained, revision = plan.locate(unit.base)
+    backend = plan.config.backend
+    per_device = min(backend.per_device_batch_size, unit.effective_batch_size)
+    while unit.effective_batch_size % per_device:
+        per_device -= 1
+    return {
+        "model": pretrained, "revision": revision, "task": unit.task,
+        "output_dir": str(plan.finetuned_model_dir(unit)), "format": unit.format,
+        "learning_rate": unit.learning_rate, "seed": unit.seed,
+        "num_train_examples": unit.num_train_examples, "epochs": unit.epochs,
+        "effective_batch_size": unit.effective_batch_size, "per_device_batch_size": per_device,
+        "max_steps": unit.max_steps, "max_length": unit.max_length, "data_source": unit.data,
+        "trust_remote_code": backend.trust_remote_code, "use_cpu": backend.device == "cpu",
+        "disable_tqdm": True,
+    }
+
+
+def _run_finetune(plan: Plan, unit: FinetuneUnit) -> dict[str, Any]:
+    options = sft_options(plan, unit)
+    gpus = plan.config.backend.num_gpus
+    if gpus > 1 and plan.config.backend.device != "cpu":
+        # Several GPUs: one process per GPU via `accelerate launch` (SFTTrainer refuses to use
+        # several GPUs from one plain process).
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump(options, fh)
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus),
+               "-m", "amuro_study.sft_worker", fh.name]
+        try:
+            subprocess.run(cmd, check=True)
+        finally:
+            os.unlink(fh.name)
+        out = Path(options["output_dir"])
+    else:
+        from amuro_sft import SFTRunConfig, run_sft
+
+        out = Path(run_sft(SFTRunConfig(**options)))
+    if not (out / "amuro_run.json").is_file():
+        raise RuntimeError(f"fine-tune finished without its marker {out / 'amuro_run.json'}")
+    pretrained, revision = plan.locate(unit.base)
+    unit_dir = plan.unit_dir(unit.uid)
+    rel = os.path.relpath(out, unit_dir)
+    return {"model_dir": rel, "base_commit": checkpoint_commit(pretrained, revision),
+            "sft_options": options}
+
+
+def eval_location(plan: Plan, unit: EvalUnit) -> tuple[str, str | None]:
+    """``(pretrained, revision)`` of the model ``unit`` scores (base or fine-tuned)."""
+    if unit.finetune is None:
+        return plan.locate(unit.checkpoint)
+    result = store_of(plan).read_result(unit.finetune.uid)
+    return str((plan.unit_dir(unit.finetune.uid) / result["model_dir"]).resolve()), None
+
+
+def _run_eval(plan: Plan, unit: EvalUnit) -> dict[str, Any]:
+    backend = plan.config.backend
+    engine = EvalBackend(backend.eval, backend.device, backend.batch_size, backend.dtype,
+                         backend.num_gpus, backend.trust_remote_code)
+    pretrained, revision = eval_location(plan, unit)
+    base_path, base_revision = plan.locate(unit.checkpoint)
+    commit = checkpoint_commit(base_path, base_revision)
+    records, provenance = evaluate_unit(unit, pretrained, revision, plan.unit_dir(unit.uid),
+                                        engine, commit=commit)
+    return {"records": [r.to_dict() for r in records], "lm_eval": provenance,
+            "model_path": pretrained}
+
+
+_BODIES: dict[str, Callable[[Plan, Any], dict[str, Any]]] = {
+    "pretrain": _run_pretrain, "finetune": _run_finetune, "eval": _run_eval,
+}
+_KEEP_ON_REDO = {"finetune": ("model",)}
+"""Partial files a redo keeps: ``amuro_sft`` resumes a fine-tune from its own checkpoints."""
+
+
+def execute_unit(plan: Plan, uid: str) -> UnitOutcome:
+    """Run unit ``uid`` of ``plan`` unless done; record its result or its error.
+
+    Safe to call from several processes and after any crash: the unit lock serialises
+    concurrent callers, the result is written last and atomically.
+    """
+    unit = plan.units()[uid]
+    store = store_of(plan)
+    with store.claim(uid):
+        if store.is_done(uid):
+            return UnitOutcome(uid, SKIPPED, unit.describe())
+        missing = [d for d in unit.deps if not store.is_done(d)]
+        if missing:
+            return UnitOutcome(uid, BLOCKED, unit.describe(),
+                               error=f"dependency not done: {', '.join(missing)}")
+        store.clear_partial(uid, keep=_KEEP_ON_REDO.get(unit.kind, ()))
+        store.write_identity(uid, unit.identity())
+        start = time.perf_counter()
+        try:
+            with unit_log(plan.unit_dir(uid) / LOG):
+                payload = _BODIES[unit.kind](plan, unit)
+        except Exception as err:  # recorded, and the study goes on
+            store.write_error(uid, err, unit.describe())
+            return UnitOutcome(uid, FAILED, unit.describe(), time.perf_counter() - start,
+                               f"{type(err).__name__}: {err}")
+        wall = time.perf_counter() - start
+        store.write_result(uid, {
+            "uid": uid, "kind": unit.kind, "identity": unit.identity(), "wall_s": wall,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **payload,
+        })
+        return UnitOutcome(uid, DONE, unit.describe(), wall)
+
+
+# --------------------------------------------------------------------------- a whole study
+class Executor(Protocol):
+    """Runs units; calls ``on_done`` with each outcome as it arrives."""
+
+    def map(self, plan: Plan, uids: list[str],
+            on_done: Callable[[UnitOutcome], None]) -> list[UnitOutcome]: ...
+
+
+class Progress(Protocol):
+    """Progress display: one bar per stage."""
+
+    def start_stage(self, stage: str, total: int, completed: int) -> None: ...
+
+    def advance(self, stage: str, outcome: UnitOutcome) -> None: ...
+
+    def end_stage(self, stage: str) -> None: ...
+
+
+class NoProgress:
+    """A :class:`Progress` that shows nothing."""
+
+    def start_stage(self, stage: str, total: int, completed: int) -> None:
+        """Nothing."""
+
+    def advance(self, stage: str, outcome: UnitOutcome) -> None:
+        """Nothing."""
+
+    def end_stage(self, stage: str) -> None:
+        """Nothing."""
+
+
+@dataclass
+class StudySummary:
+    """Outcomes of one ``run_study`` call."""
+
+    outcomes: list[UnitOutcome] = field(default_factory=list)
+
+    def by_status(self, status: str) -> list[UnitOutcome]:
+        """Outcomes with ``status``."""
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def ok(self) -> bool:
+        """No unit failed or was blocked."""
+        return not self.by_status(FAILED) and not self.by_status(BLOCKED)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {"outcomes": [asdict(o) for o in self.outcomes],
+                "counts": {s: len(self.by_status(s)) for s in (DONE, SKIPPED, FAILED, BLOCKED)}}
+
+
+def run_study(plan: Plan, executor: Executor, progress: Progress | None = None) -> StudySummary:
+    """Run every stage of ``plan`` in order; skip done units, record failures, go on."""
+    progress = progress or NoProgress()
+    store = store_of(plan)
+    summary = StudySummary()
+    (plan.output_dir / "units").mkdir(parents=True, exist_ok=True)
+    for stage, units in plan.stages():
+        done = [u for u in units if store.is_done(u.uid)]
+        summary.outcomes += [UnitOutcome(u.uid, SKIPPED, u.describe()) for u in done]
+        todo: list[Unit] = []
+        for unit in units:
+            if store.is_done(unit.uid):
+                continue
+            missing = [d for d in unit.deps if not store.is_done(d)]
+            if missing:
+                summary.outcomes.append(UnitOutcome(
+                    unit.uid, BLOCKED, unit.describe(),
+                    error=f"dependency not done: {', '.join(missing)}"))
+            else:
+                todo.append(unit)
+        progress.start_stage(stage, total=len(units), completed=len(done))
+
+        def on_done(outcome: UnitOutcome, stage: str = stage) -> None:
+            progress.advance(stage, outcome)
+
+        summary.outcomes += executor.map(plan, [u.uid for u in todo], on_done)
+        progress.end_stage(stage)
+    return summary
+
+
+def collect_records(plan: Plan, uids: Iterable[str] | None = None) -> list[ResultRecord]:
+    """Result records of the plan's finished evaluation units; ``samples_path`` made absolute."""
+    store = store_of(plan)
+    wanted = list(uids) if uids is not None else [
+        u.uid for u in (*plan.base_evals, *plan.finetuned_evals)]
+    records = []
+    for uid in wanted:
+        if not store.is_done(uid):
+            continue
+        for row in store.read_result(uid).get("records", []):
+            if row.get("samples_path"):
+                row = {**row, "samples_path": str(plan.unit_dir(uid) / row["samples_path"])}
+            records.append(ResultRecord.from_dict(row))
+    return records
+
+
+def stage_durations(plan: Plan) -> dict[str, list[float]]:
+    """Measured seconds of finished units, by stage (for the plan's time estimate)."""
+    store = store_of(plan)
+    out: dict[str, list[float]] = {}
+    for stage, units in plan.stages():
+        for unit in units:
+            if store.is_done(unit.uid):
+                wall = store.read_result(unit.uid).get("wall_s")
+                if isinstance(wall, (int, float)):
+                    out.setdefault(stage, []).append(float(wall))
+    return out
