@@ -382,13 +382,19 @@ def test_llmbar_scoring_on_a_hand_built_example(tasks: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- lm_eval CLI
-def _lm_eval(*args: str) -> subprocess.CompletedProcess[str]:
+def _lm_eval(*commands: tuple[str, ...]) -> list[str]:
+    """Run ``lm_eval`` command lines (in parallel) with amuro's include path; their stdouts."""
     env = {**os.environ, "AMURO_DATA": "fixtures", "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    cli = [sys.executable, "-m", "lm_eval", *args, "--include_path", include_path()]
-    proc = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return proc
+    procs = [subprocess.Popen([sys.executable, "-m", "lm_eval", *args, "--include_path",
+                               include_path()], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args in commands]
+    outputs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
+        outputs.append(stdout)
+    return outputs
 
 
 ALL_TASKS = [task_name(s, f) for s in SETS for f in FORMATS]
@@ -399,17 +405,17 @@ CLI_TASKS = ",".join(["amuro_arc", "amuro_openbookqa", "amuro_hellaswag", "amuro
 
 @pytest.mark.slow
 def test_cli_lists_and_validates_every_task() -> None:
-    listing = _lm_eval("ls", "tasks").stdout
+    listing, validation = _lm_eval(("ls", "tasks"), ("validate", "--tasks", CLI_TASKS))
     for name in [*ALL_TASKS, *GROUPS, "amuro_instruct_suite", "amuro_llmbar"]:
         assert re.search(rf"\|{name}\s*\|", listing), name
-    assert "All tasks found and valid" in _lm_eval("validate", "--tasks", CLI_TASKS).stdout
+    assert "All tasks found and valid" in validation
 
 
 @pytest.mark.slow
 def test_cli_runs_every_task_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
-    _lm_eval("--model", "hf", "--model_args", f"pretrained={tiny_model_dir},dtype=float32",
-             "--tasks", CLI_TASKS, "--device", "cpu", "--batch_size", "8", "--limit", "3",
-             "--log_samples", "--output_path", str(tmp_path))
+    _lm_eval(("--model", "hf", "--model_args", f"pretrained={tiny_model_dir},dtype=float32",
+              "--tasks", CLI_TASKS, "--device", "cpu", "--batch_size", "8", "--limit", "2",
+              "--log_samples", "--output_path", str(tmp_path)))
     (path,) = tmp_path.rglob("results_*.json")
     results = json.loads(path.read_text())["results"]
     assert set(ALL_TASKS) | set(GROUPS) <= set(results)
