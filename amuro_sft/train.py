@@ -123,7 +123,7 @@ def build_sft_config(cfg: SFTRunConfig, checkpoint_dir: str | Path, *, eval: boo
         warmup_steps=cfg.warmup_ratio,  # transformers 5: a value < 1 is a ratio of the steps
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
-        optim="adamw_torch_fused" if gpu and cfg.tuned else "adamw_torch",
+        optim="adamw_torch_fused" if cfg.tuned else "adamw_torch",
         seed=cfg.seed,
         data_seed=cfg.seed,
         bf16=use_bf16(cfg),
