@@ -151,7 +151,7 @@ def load_docs(name: str, options: LoadOptions) -> datasets.DatasetDict:
     """
     spec = get_spec(name)
     if not isinstance(spec.eval_split, str) or not isinstance(spec.fewshot_split, str | None):
-        return _load_multi_split_docs(spec, options)
+        return _load_multi_split_docs(spec, options)  # split tuples (LLMBar); else as before
     raw_eval = load_raw_split(spec, spec.eval_split, options.source)
     if len(raw_eval) == 0:
         raise AmuroDataError(f"{spec.name}/{spec.eval_split}: the split is empty")

@@ -180,6 +180,17 @@ def test_error_in_one_adversarial_split_names_that_split(tmp_path: Path) -> None
     assert len(skipped["eval"]) == 7
 
 
+def test_llmbar_hub_loading_reads_each_split_of_the_parquet_conversion() -> None:
+    from amuro_tasks.loading import load_raw_split
+
+    split = "Adversarial_GPTOut"
+    with mock.patch.object(datasets, "load_dataset", return_value="rows") as load:
+        assert load_raw_split(get_spec("llmbar_adversarial"), split, "hub") == "rows"
+    load.assert_called_once_with(
+        "princeton-nlp/LLMBar", data_files={split: f"LLMBar/{split}/*.parquet"}, split=split,
+        revision="refs/convert/parquet")
+
+
 def test_hellaswag_preprocessing_matches_upstream() -> None:
     from lm_eval.tasks.hellaswag import utils as upstream  # tests only: runtime has a copy
 
