@@ -152,15 +152,27 @@ def load_and_plan(path: str | Path, output_dir: str | None = None) -> Plan:
     return build_plan(config)
 
 
-def write_report(plan: Plan) -> Path:
-    """Build the report from the plan's collected records (``amuro_study.report``)."""
+def write_report(plan: Plan, out_dir: Path | None = None) -> Path:
+    """Build the report from the plan's collected records (``amuro_study.report.build_report``).
+
+    The report analyses one shot count (4 if planned, else the first) and one learning rate per
+    fine-tuning task (the first listed); every record stays in its tables' source data.
+    """
     from amuro_study.records import to_frame
     from amuro_study.report import build_report
 
     records = collect_records(plan)
     if not records:
         raise RuntimeError("no evaluation results yet: run `amuro study run` first")
-    return Path(build_report(to_frame(records), plan.report_dir()))
+    cfg = plan.config
+    shots = 4 if 4 in cfg.eval.shots else cfg.eval.shots[0]
+    rates = {f.task: f.learning_rate for f in reversed(plan.finetunes)}
+    notes = (f"Study `{cfg.name}` ({cfg.source or 'config'}): {len(plan.checkpoints)} checkpoints"
+             f" of {cfg.model}, data source `{cfg.data}`, eval limit {cfg.eval.limit}; "
+             f"results under {plan.output_dir / 'units'}.")
+    return Path(build_report(to_frame(records), out_dir or plan.report_dir(),
+                             title=f"amuro study report: {cfg.name}", shots=shots,
+                             learning_rates=rates, notes=notes))
 
 
 def run(plan: Plan, *, executor: str | None = None, workers: int | None = None,
@@ -245,16 +257,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not args.config:
         raise StudyConfigError("<command line>: give CONFIG.yaml or --paper OUT")
     plan = load_and_plan(args.config, args.output_dir)
-    path = _report_to(plan, Path(args.out)) if args.out else write_report(plan)
+    path = write_report(plan, Path(args.out) if args.out else None)
     print(f"report: {path}")
     return 0
-
-
-def _report_to(plan: Plan, out: Path) -> Path:
-    from amuro_study.records import to_frame
-    from amuro_study.report import build_report
-
-    return Path(build_report(to_frame(collect_records(plan)), out))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

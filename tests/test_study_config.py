@@ -1,0 +1,193 @@
+"""Study config validation and grid planning (fast: nothing is trained or evaluated)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from amuro_study.cli import main
+from amuro_study.config import StudyConfigError, load_config, parse_config, resolve_steps
+from amuro_study.plan import build_plan, estimate_cost
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+
+HUB = {
+    "output_dir": "runs/x",
+    "model": "allenai/OLMo-1B-hf",
+    "revisions": ["step1000-tokens4B", "main"],
+    "finetune": {"tasks": ["mnli", "xsum"]},
+    "eval": {"sets": ["mnli_matched", {"name": "xsum", "formats": ["default", "io"]}],
+             "formats": ["default", "instruct"], "shots": [0, 4]},
+}
+
+
+def with_(base: dict, path: str, value: object) -> dict:
+    """A deep copy of ``base`` with the dotted ``path`` set (``value=KeyError`` deletes)."""
+    out = copy.deepcopy(base)
+    node = out
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return out
+
+
+def test_demo_config_parses_and_plans() -> None:
+    config = load_config(DEMO)
+    assert config.pretrain is not None and config.offline and config.data == "fixtures"
+    plan = build_plan(config)
+    names = [s for s, _ in plan.stages()]
+    assert names == ["pretrain", "base-eval", "finetune", "finetuned-eval"]
+    n_ckpt = len(config.pretrain.save_steps)
+    assert len(plan.base_evals) == n_ckpt
+    assert len(plan.finetunes) == n_ckpt * 2
+    assert len(plan.finetuned_evals) == n_ckpt * 2
+    assert [c.step for c in plan.checkpoints] == list(config.pretrain.save_steps)
+
+
+def test_grid_identity_and_dependencies() -> None:
+    plan = build_plan(parse_config(HUB))
+    # 2 checkpoints x 2 shot counts of base evals; 2 x 2 fine-tunes, each evaluated at 2 shots
+    assert len(plan.base_evals) == 4 and len(plan.finetunes) == 4
+    assert len(plan.finetuned_evals) == 8
+    units = plan.units()
+    assert len(units) == 16  # ids are distinct
+    tasks = [t.task_name for t in plan.base_evals[0].tasks]
+    assert tasks == ["amuro_mnli_matched_default", "amuro_mnli_matched_instruct",
+                     "amuro_xsum_default", "amuro_xsum_io"]
+    for unit in plan.base_evals:  # computed once, shared by every comparison
+        assert unit.deps == () and unit.finetune is None
+    for unit in plan.finetuned_evals:
+        assert unit.deps == (unit.finetune.uid,) and unit.finetune.uid in units
+        assert unit.checkpoint == unit.finetune.base
+    # the paper's learning rates fill in when none is given
+    assert {f.task: f.learning_rate for f in plan.finetunes} == {"mnli": 2e-6, "xsum": 2e-7}
+    assert {f.epochs for f in plan.finetunes} == {3.0}
+    # revision steps come from the Hub's branch scheme; main has none
+    assert [(c.revision, c.step) for c in plan.checkpoints] == [("step1000-tokens4B", 1000),
+                                                                 ("main", None)]
+
+
+def test_unit_ids_are_stable_and_independent_of_output_dir() -> None:
+    a = build_plan(parse_config(HUB))
+    b = build_plan(parse_config(with_(HUB, "output_dir", "elsewhere")))
+    assert list(a.units()) == list(b.units())
+    c = build_plan(parse_config(with_(HUB, "eval.limit", 10)))
+    assert set(a.units()).isdisjoint(u for u in c.units() if u.startswith("eval-"))
+    # a fine-tune's id does not change when only evaluation options change
+    assert {f.uid for f in a.finetunes} == {f.uid for f in c.finetunes}
+
+
+def test_eval_sets_auto_covers_id_ood_and_cross_task() -> None:
+    plan = build_plan(parse_config(with_(HUB, "eval", {"sets": "auto"})))
+    sets = {t.eval_set for t in plan.base_evals[0].tasks}
+    assert sets == {"mnli_matched", "mnli_mismatched", "rte", "gpt3nli", "xsum", "xlsum", "cnn"}
+
+
+@pytest.mark.parametrize(("path", "value", "key"), [
+    ("finetune.tasks", ["mnli", "mnlii"], "finetune.tasks[1]"),
+    ("revisions", [], "revisions"),
+    ("revisions", "main", "revisions"),
+    ("revisions", ["main", "main"], "revisions[1]"),
+    ("revisions", ["main", 7], "revisions[1]"),
+    ("revisions", KeyError, "revisions"),
+    ("model", KeyError, "model"),
+    ("output_dir", KeyError, "output_dir"),
+    ("eval.sets", ["mnli_matched", "nope"], "eval.sets[1]"),
+    ("eval.formats", ["default", "chat"], "eval.formats[1]"),
+    ("eval.shots", [-1], "eval.shots[0]"),
+    ("eval.limit", 0, "eval.limit"),
+    ("eval.colour", "red", "eval.colour"),
+    ("finetune.learning_rates", {"mnli": [2e-6], "paws": [1e-5]}, "finetune.learning_rates.paws"),
+    ("finetune.learning_rates", [0.0], "finetune.learning_rates[0]"),
+    ("finetune.max_steps", 0, "finetune.max_steps"),
+    ("backend.executor", "kubernetes", "backend.executor"),
+    ("backend.eval", "vllm", "backend.eval"),
+    ("backend.slurm", {"partitoin": "gpu"}, "backend.slurm.partitoin"),
+    ("steps", [1000], "steps"),
+    ("modle", "x", "modle"),
+    ("pretrain", {"save_steps": [1]}, "model"),
+])
+def test_bad_config_names_the_key(path: str, value: object, key: str) -> None:
+    with pytest.raises(StudyConfigError) as info:
+        parse_config(with_(HUB, path, value))
+    assert str(info.value).startswith(f"{key}:"), str(info.value)
+
+
+def test_bad_config_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = with_(HUB, "finetune.tasks", ["mnli", "summarise"])
+    cfg["output_dir"] = str(tmp_path / "out")
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["study", "run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "finetune.tasks[1]" in err and "summarise" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_steps_resolve_to_hub_branches() -> None:
+    refs = ["main", "step1000-tokens4B", "step10000-tokens41B", "step342000-tokens1434B"]
+    revs = resolve_steps("allenai/OLMo-1B-hf", [10000, 342000], refs)
+    assert [(r.revision, r.step) for r in revs] == [("step10000-tokens41B", 10000),
+                                                     ("step342000-tokens1434B", 342000)]
+    with pytest.raises(StudyConfigError, match=r"^steps\[1\]: .*no branch for step 18000.*"
+                                               r"step10000-tokens41B"):
+        resolve_steps("allenai/OLMo-1B-hf", [1000, 18000], refs)
+
+
+def test_steps_are_resolved_with_list_repo_refs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    class Ref:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    class Refs:
+        branches = [Ref("main"), Ref("step0"), Ref("step512"), Ref("step143000")]
+
+    calls = []
+
+    def fake(repo: str, **kwargs: object) -> Refs:
+        calls.append(repo)
+        return Refs()
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_refs", fake)
+    cfg = with_(HUB, "revisions", KeyError)
+    cfg["model"], cfg["steps"] = "EleutherAI/pythia-160m", [0, 512]
+    plan = build_plan(parse_config(cfg))
+    assert calls == ["EleutherAI/pythia-160m"]
+    assert [(c.revision, c.step) for c in plan.checkpoints] == [("step0", 0), ("step512", 512)]
+
+
+def test_local_model_revisions_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "ckpt-a").mkdir()
+    cfg = with_(HUB, "model", str(tmp_path))
+    cfg["revisions"] = ["ckpt-a", {"revision": "ckpt-b", "step": 5}]
+    with pytest.raises(StudyConfigError, match=r"^revisions\[1\]: no checkpoint directory"):
+        parse_config(cfg)
+    (tmp_path / "ckpt-b").mkdir()
+    plan = build_plan(parse_config(cfg))
+    assert plan.locate(plan.checkpoints[1]) == (str(tmp_path / "ckpt-b"), None)
+    assert plan.checkpoints[1].step == 5
+
+
+def test_cost_estimate_counts(tmp_path: Path) -> None:
+    cfg = with_(HUB, "data", "fixtures")
+    cfg["eval"]["limit"] = 5
+    cfg["finetune"]["max_steps"] = 7
+    plan = build_plan(parse_config(cfg))
+    cost = estimate_cost(plan)
+    # 12 evaluation units x 4 tasks x 5 rows; xsum (2 of the 4 tasks) generates
+    assert cost.model_loads == 12 and cost.scored_examples == 12 * 4 * 5
+    assert cost.generated_examples == 12 * 2 * 5
+    assert cost.finetune_steps == 4 * 7
+    assert cost.estimated_seconds is None
+    timed = estimate_cost(plan, durations={"base-eval": [2.0], "finetune": [10.0],
+                                           "finetuned-eval": [3.0]})
+    assert timed.estimated_seconds == pytest.approx(4 * 2.0 + 4 * 10.0 + 8 * 3.0)
