@@ -231,7 +231,8 @@ def check_output_dir(out: Path, identity: dict[str, Any]) -> str:
             f"output dir {out} holds an unfinished different run: "
             + "; ".join(identity_diff(started, identity)) + ". Choose another --output-dir."
         )
-    if out.exists() and any(out.iterdir()):
+    # other ranks may see rank 0's files appear: only rank 0 insists on an empty directory
+    if is_main_process() and out.exists() and any(out.iterdir()):
         raise AmuroSFTError(f"output dir {out} is not empty and holds no amuro-sft run")
     return "new"
 
