@@ -190,10 +190,18 @@ def run(plan: Plan, *, executor: str | None = None, workers: int | None = None,
     else:
         summary = run_study(plan, exe, NoProgress())
     report_path = None
+    (plan.output_dir / "report_error.json").unlink(missing_ok=True)
     if report:
         try:
             report_path = write_report(plan)
-        except Exception as err:
+        except Exception as err:  # the results stay; `amuro study report` retries
+            import traceback
+
+            from amuro_study.store import write_json_atomic
+
+            write_json_atomic(plan.output_dir / "report_error.json", {
+                "error": f"{type(err).__name__}: {err}",
+                "traceback": "".join(traceback.format_exception(err))})
             summary.outcomes.append(UnitOutcome("report", FAILED, "write the report",
                                                 error=f"{type(err).__name__}: {err}"))
     summary_path = plan.output_dir / "last_run.json"

@@ -1,0 +1,196 @@
+"""End to end, offline: pre-train a tiny model, fine-tune its checkpoints, evaluate, report.
+
+Both tests run the real ``amuro study run`` command (a subprocess) on a small demo grid:
+
+* the report's tables are checked against values recomputed here from the raw per-sample
+  files that lm-eval wrote for each unit;
+* a second run is killed with SIGKILL mid-way, re-run, and must end with exactly one result per
+  unit, the results finished before the kill untouched, and the same numbers as the clean run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from amuro_study.config import load_config
+from amuro_study.plan import Plan, build_plan
+
+pytestmark = pytest.mark.slow
+
+GRID = {
+    "name": "e2e",
+    "data": "fixtures",
+    "offline": True,
+    "pretrain": {"save_steps": [5, 15, 30], "hidden_size": 32, "block_size": 64,
+                 "batch_size": 8, "learning_rate": 0.003, "seed": 0},
+    "finetune": {"tasks": ["mnli"], "learning_rates": [0.001], "num_train_examples": 24,
+                 "max_steps": 4, "max_length": 512},
+    "eval": {"sets": [{"name": "mnli_matched", "formats": ["default", "instruct"]}, "rte",
+                      "xsum"],
+             "shots": [4], "limit": 3},
+    "backend": {"dtype": "float32"},
+}
+METRIC = {"mnli_matched": "acc", "rte": "acc", "xsum": "rougeL"}
+
+
+def write_config(folder: Path) -> Path:
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump({**GRID, "output_dir": str(folder / "out")}))
+    return path
+
+
+def amuro(*args: str) -> list[str]:
+    return [sys.executable, "-m", "amuro_study.cli", *args]
+
+
+def plan_of(config: Path) -> Plan:
+    return build_plan(load_config(config))
+
+
+def sample_means(plan: Plan) -> dict[tuple[str, str, str], float]:
+    """(unit id, eval set, format) -> mean per-sample metric, read from the raw jsonl files."""
+    out = {}
+    for unit in (*plan.base_evals, *plan.finetuned_evals):
+        for task in unit.tasks:
+            path = plan.unit_dir(unit.uid) / "samples" / f"{task.task_name}.jsonl"
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            assert len(rows) == GRID["eval"]["limit"]
+            values = [float(r[METRIC[task.eval_set]]) for r in rows]
+            out[(unit.uid, task.eval_set, task.format)] = sum(values) / len(values)
+    return out
+
+
+def unit_records(plan: Plan) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    out = {}
+    for unit in (*plan.base_evals, *plan.finetuned_evals):
+        result = json.loads((plan.unit_dir(unit.uid) / "result.json").read_text())
+        for r in result["records"]:
+            out[(unit.uid, r["eval_set"], r["format"], r["metric"])] = r
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    folder = tmp_path_factory.mktemp("study-clean")
+    config = write_config(folder)
+    proc = subprocess.run(amuro("study", "run", str(config)), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return config, proc.stdout
+
+
+def test_demo_grid_report_matches_raw_results(clean_run: tuple[Path, str]) -> None:
+    config, stdout = clean_run
+    plan = plan_of(config)
+    for title in ("pre-train tiny model", "evaluate base checkpoints", "fine-tune checkpoints",
+                  "evaluate fine-tuned models"):
+        assert title in stdout
+    report = plan.output_dir / "report" / "report.md"
+    assert f"report: {report}" in stdout and report.is_file()
+
+    # checkpoints are real pre-training checkpoints: different weights, step in the identity
+    pretrain = json.loads((plan.unit_dir(plan.pretrain.uid) / "result.json").read_text())
+    assert [c["step"] for c in pretrain["checkpoints"]] == [5, 15, 30]
+    commits = [c["commit"] for c in pretrain["checkpoints"]]
+    assert len(set(commits)) == 3
+    losses = [c["train_loss"] for c in pretrain["checkpoints"]]
+    assert losses[2] < losses[0]
+
+    means = sample_means(plan)
+    records = unit_records(plan)
+    # every record's value is the mean of its per-sample file; exactly one per task and metric
+    assert len(records) == len(means) == 6 * 4
+    for (uid, eval_set, fmt, _metric), rec in records.items():
+        assert rec["value"] == pytest.approx(means[(uid, eval_set, fmt)], abs=1e-12)
+        assert rec["commit"] == commits[[5, 15, 30].index(rec["step"])]
+
+    # expected tables, computed here from the samples and the typed unit identities
+    base = {u.checkpoint.step: u.uid for u in plan.base_evals}
+    tuned = {u.checkpoint.step: u.uid for u in plan.finetuned_evals}
+    tables = plan.output_dir / "report" / "tables"
+    perf = pd.read_csv(tables / "performance.csv")
+    assert len(perf) == 2 * 3 * 3  # default format: (base, mnli) x 3 checkpoints x 3 sets
+    for row in perf.itertuples():
+        uid = base[row.step] if row.variant == "base" else tuned[row.step]
+        assert row.value == pytest.approx(means[(uid, row.eval_set, "default")], abs=1e-9)
+
+    gain = pd.read_csv(tables / "gain_ci.csv")
+    assert set(gain["eval_set"]) == {"mnli_matched"} and len(gain) == 3
+    for row in gain.itertuples():
+        b = means[(base[row.checkpoint], "mnli_matched", "default")]
+        t = means[(tuned[row.checkpoint], "mnli_matched", "default")]
+        assert (row.base, row.tuned) == (pytest.approx(b), pytest.approx(t))
+        assert row.raw_change == pytest.approx(t - b, abs=1e-9)
+
+    ood = pd.read_csv(tables / "ood_change.csv").set_index("finetune")
+    changes = [means[(tuned[s], "rte", "default")] - means[(base[s], "rte", "default")]
+               for s in (5, 15, 30)]
+    assert ood.loc["mnli", "n_cells"] == 3
+    assert ood.loc["mnli", "mean_raw_change"] == pytest.approx(sum(changes) / 3, abs=1e-9)
+
+    fs = pd.read_csv(tables / "format_sensitivity.csv")
+    assert set(fs["eval_set"]) == {"mnli_matched"} and len(fs) == 6
+    for row in fs.itertuples():
+        uid = base[row.step] if row.variant == "base" else tuned[row.step]
+        d = means[(uid, "mnli_matched", "default")]
+        i = means[(uid, "mnli_matched", "instruct")]
+        assert (row.default, row.instruct) == (pytest.approx(d), pytest.approx(i))
+        assert row.range == pytest.approx(abs(d - i), abs=1e-9)
+
+
+def test_sigkill_mid_run_then_rerun_gives_one_identical_result_per_unit(
+    clean_run: tuple[Path, str], tmp_path: Path,
+) -> None:
+    clean_plan = plan_of(clean_run[0])
+    config = write_config(tmp_path)
+    plan = plan_of(config)
+    assert set(plan.units()) == set(clean_plan.units())  # ids do not depend on the folder
+    units_dir = plan.output_dir / "units"
+    proc = subprocess.Popen(amuro("study", "run", str(config)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 400
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any(units_dir.glob("finetune-*/result.json")):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be killed"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    finished = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in units_dir.glob("*/result.json")}
+    assert 0 < len(finished) < len(plan.units())
+
+    rerun = subprocess.run(amuro("study", "run", str(config)), capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert f"{len(finished)} already done" in rerun.stdout
+
+    results = list(units_dir.glob("*/result.json"))
+    per_unit = defaultdict(int)
+    for path in results:
+        per_unit[path.parent.name] += 1
+    assert set(per_unit) == set(plan.units()) and set(per_unit.values()) == {1}
+    assert not [p for p in units_dir.rglob("*") if p.name.endswith(".tmp")]
+    for path, (data, mtime) in finished.items():  # never rewritten
+        assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime
+
+    got, want = unit_records(plan), unit_records(clean_plan)
+    assert got.keys() == want.keys()
+    for key, rec in got.items():
+        for field in ("value", "stderr", "commit", "step", "finetune", "learning_rate"):
+            assert rec[field] == want[key][field], (key, field)
