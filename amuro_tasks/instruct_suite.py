@@ -107,7 +107,8 @@ LLMBAR_ADVERSARIAL_SPLITS: tuple[str, ...] = (
 )
 
 GROUPS: dict[str, tuple[str, ...]] = {"llmbar": ("llmbar_natural", "llmbar_adversarial")}
-"""lm-eval groups ``amuro_<group>_<format>`` that aggregate accuracy over their sets."""
+"""Tags ``amuro_<group>_<format>`` over several sets (tags, not lm-eval groups: a group matched
+by ``--tasks 'amuro_*'`` together with its own members is refused by lm-eval as a duplicate)."""
 
 
 # --------------------------------------------------------------------------- validation helpers

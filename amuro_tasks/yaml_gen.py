@@ -120,6 +120,8 @@ def task_tags(spec: DatasetSpec, fmt: str) -> list[str]:
     """Tags of one task: its set, its format, its family and (default format) its study roles."""
     family_tag = FAMILY_TAGS.get(spec.family) or instruct_suite.FAMILY_TAGS[spec.family]
     tags = [f"amuro_{spec.name}", f"amuro_{fmt}", family_tag]
+    tags += [task_name(group, fmt) for group, members in instruct_suite.GROUPS.items()
+             if spec.name in members]
     if fmt == "default":
         tags += study_tags(spec.name)
         if spec.name in INSTRUCT_SUITE:
@@ -160,22 +162,6 @@ def _utils_py(family: str) -> str:
     )
 
 
-def _group_yaml(group: str, members: tuple[str, ...], fmt: str) -> str:
-    lines = [
-        HEADER.rstrip("\n"),
-        f"group: {task_name(group, fmt)}",
-        "task:",
-        *(f"  - {task_name(member, fmt)}" for member in members),
-        "aggregate_metric_list:",
-        "  - metric: acc",
-        "    aggregation: mean",
-        "    weight_by_size: true",
-        "metadata:",
-        "  version: 1.0",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def render_all() -> dict[Path, str]:
     """Every generated file, relative to ``task_yamls/``, with its content."""
     files: dict[Path, str] = {}
@@ -186,11 +172,6 @@ def render_all() -> dict[Path, str]:
         folder = FAMILY_TEMPLATES[spec.family][0]
         for fmt in FORMATS:
             files[Path(folder) / f"{task_name(spec.name, fmt)}.yaml"] = _task_yaml(spec, fmt)
-    for group, members in instruct_suite.GROUPS.items():
-        folder = FAMILY_TEMPLATES[SPECS[members[0]].family][0]
-        for fmt in FORMATS:
-            path = Path(folder) / f"_{task_name(group, fmt)}.yaml"
-            files[path] = _group_yaml(group, members, fmt)
     return files
 
 
