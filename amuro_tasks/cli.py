@@ -1,6 +1,8 @@
 """``amuro-eval``: the ``lm_eval`` command with amuro's task folder on the include path.
 
-Every argument is forwarded to lm-eval unchanged and ``--include_path`` is added. Sub-commands
+Every argument is forwarded to lm-eval unchanged and ``--include_path`` is added; for an
+evaluation run without ``--device``/``--batch_size``, amuro's recommended settings are added
+(:mod:`amuro_tasks.settings`: the best device, ``--batch_size auto``). Sub-commands
 work too: ``amuro-eval ls tasks``, ``amuro-eval validate --tasks ...``. lm-eval 0.4 takes a
 single include path on its command line, so to combine amuro's tasks with your own use the
 Python API (:func:`amuro_tasks.task_manager` accepts extra paths).
@@ -27,11 +29,39 @@ def with_include_path(argv: list[str]) -> list[str]:
     return argv + ["--include_path", include_path()]
 
 
+def _has(argv: list[str], option: str) -> bool:
+    return any(a == option or a.startswith(option + "=") for a in argv)
+
+
+def with_recommended_settings(argv: list[str]) -> list[str]:
+    """For an evaluation run, amuro's fast defaults where the user set nothing.
+
+    ``--device``: CUDA when available, else CPU; ``--batch_size auto`` with a sane
+    ``--max_batch_size`` (see :mod:`amuro_tasks.settings`). Explicit options always win.
+    """
+    if argv and argv[0] in ("ls", "validate"):
+        return list(argv)
+    from amuro_tasks.settings import MAX_BATCH_SIZE, device_kind
+
+    argv = list(argv)
+    if not _has(argv, "--device"):
+        import torch
+
+        argv += ["--device", "cuda" if torch.cuda.is_available() else "cpu"]
+    device = argv[argv.index("--device") + 1] if "--device" in argv else next(
+        a.split("=", 1)[1] for a in argv if a.startswith("--device="))
+    if not _has(argv, "--batch_size"):
+        argv += ["--batch_size", "auto"]
+        if not _has(argv, "--max_batch_size"):
+            argv += ["--max_batch_size", str(MAX_BATCH_SIZE[device_kind(device)])]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run lm-eval's CLI with amuro's tasks available."""
+    """Run lm-eval's CLI with amuro's tasks available and amuro's recommended settings."""
     from lm_eval.__main__ import cli_evaluate
 
-    args = with_include_path(sys.argv[1:] if argv is None else argv)
+    args = with_recommended_settings(with_include_path(sys.argv[1:] if argv is None else argv))
     sys.argv = ["lm_eval", *args]
     cli_evaluate()
 

@@ -82,9 +82,16 @@ def build_tiny_model(
     hidden_size: int = 32,
     num_layers: int = 2,
     num_heads: int = 4,
+    intermediate_size: int | None = None,
+    model_vocab_size: int | None = None,
     seed: int = 0,
 ) -> Path:
-    """Save a randomly initialised tiny OLMo-architecture LM and its tokenizer to ``out_dir``."""
+    """Save a randomly initialised OLMo-architecture LM and its tokenizer to ``out_dir``.
+
+    Defaults give a ~0.1M-parameter model that runs anywhere in seconds. Larger shapes (for
+    speed benchmarks) set the sizes; ``model_vocab_size`` pads the embedding beyond the tiny
+    tokenizer's vocabulary so the output layer has a real model's width.
+    """
     import torch
     from transformers import OlmoConfig, OlmoForCausalLM
 
@@ -92,9 +99,9 @@ def build_tiny_model(
     tokenizer = build_tokenizer(corpus if corpus is not None else fixture_corpus(), vocab_size)
     torch.manual_seed(seed)
     config = OlmoConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=max(len(tokenizer), model_vocab_size or 0),
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 4,
+        intermediate_size=intermediate_size or hidden_size * 4,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         max_position_embeddings=2048,

@@ -1,0 +1,36 @@
+"""amuro's recommended evaluation settings: the fast path that ``amuro-eval`` and the study use.
+
+Measured against lm-eval's naive settings in ``benchmarks/eval_throughput.py`` (results in
+``benchmarks/README.md``); ``tests/test_eval_settings.py`` shows both give identical scores.
+
+* one model load for every set and format of a checkpoint (one ``simple_evaluate`` call);
+* ``batch_size="auto"``: lm-eval finds the largest batch that fits, up to ``max_batch_size``;
+  lm-eval already sorts requests by length, so batches hold similar lengths and little padding;
+* each set's data is loaded and validated once per process and shared by its three formats
+  (``amuro_tasks.loading.load_docs`` is memoised);
+* every document of a task gets the same 4 shots (a fixed pool), so the 4-shot prefix is shared:
+  lm-eval's HF backend reuses one forward pass for the choices of a multiple-choice question
+  (``logits_cache``), and the vLLM backend reuses the shared prefix with
+  ``enable_prefix_caching=True`` (added to its model args by :func:`recommended_model_args`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_BATCH_SIZE = {"cpu": 64, "cuda": 256}
+
+
+def device_kind(device: str | None) -> str:
+    """``cuda`` for any CUDA device string, else ``cpu``."""
+    return "cuda" if device and device.startswith("cuda") else "cpu"
+
+
+def recommended_eval_kwargs(device: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``lm_eval.simple_evaluate`` (batching) on ``device``."""
+    return {"batch_size": "auto", "max_batch_size": MAX_BATCH_SIZE[device_kind(device)]}
+
+
+def recommended_model_args(backend: str) -> dict[str, Any]:
+    """Extra model arguments per lm-eval backend (``hf`` needs none; ``vllm`` caches prefixes)."""
+    return {"enable_prefix_caching": True} if backend == "vllm" else {}

@@ -1,0 +1,57 @@
+"""amuro's recommended (fast) evaluation settings change speed, never scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import amuro_tasks
+from amuro_tasks.cli import with_include_path, with_recommended_settings
+from amuro_tasks.loading import load_docs
+from amuro_tasks.settings import recommended_eval_kwargs, recommended_model_args
+
+TASKS = ["amuro_mnli_matched_default", "amuro_paws_io", "amuro_arc_easy_instruct",
+         "amuro_xsum_default", "amuro_socialiqa_instruct"]
+
+
+def _scores(out: dict) -> dict[str, float]:
+    return {t: v for t, r in out["results"].items() for k, v in r.items()
+            if k in ("acc,none", "acc_norm,none", "rougeL,none")}
+
+
+@pytest.mark.slow
+def test_naive_and_recommended_settings_give_identical_scores(tiny_model_dir: Path) -> None:
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    naive: dict[str, float] = {}
+    for task in TASKS:  # what separate lm_eval runs with batch size 1 compute
+        load_docs.cache_clear()
+        out = simple_evaluate(model="hf", model_args=f"pretrained={tiny_model_dir},dtype=float32",
+                              tasks=[task], batch_size=1, device="cpu", limit=8,
+                              task_manager=amuro_tasks.task_manager())
+        naive.update(_scores(out))
+
+    lm = HFLM(pretrained=str(tiny_model_dir), dtype="float32", device="cpu",
+              **recommended_eval_kwargs("cpu"))
+    fast = _scores(simple_evaluate(model=lm, tasks=TASKS, limit=8,
+                                   task_manager=amuro_tasks.task_manager()))
+    assert len(naive) >= len(TASKS) and fast == naive
+
+
+def test_recommended_settings_per_device_and_backend() -> None:
+    assert recommended_eval_kwargs("cuda:0") == {"batch_size": "auto", "max_batch_size": 256}
+    assert recommended_eval_kwargs("cpu")["batch_size"] == "auto"
+    assert recommended_model_args("vllm") == {"enable_prefix_caching": True}
+    assert recommended_model_args("hf") == {}
+
+
+def test_amuro_eval_adds_recommended_settings_unless_given() -> None:
+    args = with_recommended_settings(with_include_path(["--model", "hf", "--device", "cpu"]))
+    assert args[args.index("--batch_size") + 1] == "auto"
+    assert args[args.index("--max_batch_size") + 1] == "64"
+    assert args[args.index("--include_path") + 1] == amuro_tasks.include_path()
+    mine = with_recommended_settings(["--device=cuda:1", "--batch_size", "4"])
+    assert mine == ["--device=cuda:1", "--batch_size", "4"]
+    assert with_recommended_settings(["ls", "tasks"]) == ["ls", "tasks"]
