@@ -63,8 +63,10 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("WANDB_DISABLED", "true")
     warnings.filterwarnings("ignore")
-    for name in ("lm_eval", "lm-eval", "transformers", "datasets", "amuro", "accelerate", "trl",
-                 "amuro_sft", "huggingface_hub"):
+    # these libraries bind their own stream handlers to the terminal at import time; amuro's
+    # own warnings stay on and go to the unit's log.txt
+    for name in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "trl",
+                 "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -242,11 +244,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    plan = load_and_plan(args.config, args.output_dir)  # a bad config fails before anything
     if args.verbose:
         os.environ[VERBOSE_ENV] = "1"
     else:
         quiet_libraries()
-    plan = load_and_plan(args.config, args.output_dir)
     print_plan(plan)
     print()
     start = time.perf_counter()

@@ -60,6 +60,8 @@ class FakeBodies:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBodies:
+    # `amuro study run` quiets the libraries' loggers for good; not inside the test session
+    monkeypatch.setattr("amuro_study.cli.quiet_libraries", lambda: None)
     bodies = FakeBodies()
     monkeypatch.setitem(runner._BODIES, "finetune", bodies.finetune)
     monkeypatch.setitem(runner._BODIES, "eval", bodies.evaluate)
@@ -203,3 +205,22 @@ def test_results_to_records_reads_lm_eval_output(tmp_path: Path) -> None:
     assert records[1].samples_path == "samples/x.jsonl"
     with pytest.raises(RuntimeError, match="no result for amuro_mnli_matched_default"):
         results_to_records(unit, {"results": {}}, commit=None)
+
+
+def test_plan_json_lists_units_and_cost(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**CONFIG, "output_dir": str(tmp_path / "study")}))
+    assert main(["study", "plan", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["stages"]) == ["base-eval", "finetune", "finetuned-eval"]
+    assert len(data["units"]) == 10 and data["cost"]["model_loads"] == 6
+    ft = data["units"][data["stages"]["finetune"][0]]
+    assert ft["kind"] == "finetune" and ft["base"]["revision"] == "step1000-tokens4B"
+    assert not (tmp_path / "study").exists()  # planning writes nothing
+
+
+def test_report_paper_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["study", "report", "--paper", str(tmp_path / "paper")]) == 0
+    assert f"report: {tmp_path / 'paper' / 'report.md'}" in capsys.readouterr().out
+    assert (tmp_path / "paper" / "tables" / "performance.csv").is_file()
+    assert main(["study", "report"]) == 2
