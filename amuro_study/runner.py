@@ -76,8 +76,13 @@ def sft_options(plan: Plan, unit: FinetuneUnit) -> dict[str, Any]:
     """Keyword arguments of ``amuro_sft.SFTRunConfig`` for ``unit``."""
     pretrained, revision = plan.locate(unit.base)
     backend = plan.config.backend
-    per_device = min(backend.per_device_batch_size, unit.effective_batch_size)
-    while unit.effective_batch_size % per_device:
+    procs = backend.num_gpus  # processes of an `accelerate launch` (1: a plain process)
+    if unit.effective_batch_size % procs:
+        raise ValueError(f"effective batch size {unit.effective_batch_size} is not a multiple of "
+                         f"backend.num_gpus ({procs})")
+    # the largest per-device batch <= the configured one that keeps the effective batch exact
+    per_device = min(backend.per_device_batch_size, unit.effective_batch_size // procs)
+    while unit.effective_batch_size % (per_device * procs):
         per_device -= 1
     return {
         "model": pretrained, "revision": revision, "task": unit.task,
@@ -91,18 +96,44 @@ def sft_options(plan: Plan, unit: FinetuneUnit) -> dict[str, Any]:
     }
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def accelerate_command(processes: int, options_json: str) -> list[str]:
+    """``accelerate launch`` of :mod:`amuro_study.sft_worker` on ``processes`` processes (one
+    per GPU; a free rendezvous port, so that concurrent fine-tunes do not collide)."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+            "--num_processes", str(processes), "--main_process_port", str(_free_port()),
+            "-m", "amuro_study.sft_worker", options_json]
+
+
+def _fd_stream(stream: Any) -> Any:
+    """``stream`` if it has a file descriptor (a subprocess can write to it), else ``None``."""
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return stream
+
+
 def _run_finetune(plan: Plan, unit: FinetuneUnit) -> dict[str, Any]:
     options = sft_options(plan, unit)
     gpus = plan.config.backend.num_gpus
-    if gpus > 1 and plan.config.backend.device != "cpu":
+    if gpus > 1:
         # Several GPUs: one process per GPU via `accelerate launch` (SFTTrainer refuses to use
-        # several GPUs from one plain process).
+        # several GPUs from one plain process). On a CPU-only machine the same launcher starts
+        # `gpus` CPU processes (gloo), which is how the tests run this path.
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(options, fh)
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus),
-               "-m", "amuro_study.sft_worker", fh.name]
+        cmd = accelerate_command(gpus, fh.name)
         try:
-            subprocess.run(cmd, check=True)
+            subprocess.run(cmd, check=True, stdout=_fd_stream(sys.stdout),
+                           stderr=_fd_stream(sys.stderr))
         finally:
             os.unlink(fh.name)
         out = Path(options["output_dir"])

@@ -194,3 +194,29 @@ def test_sigkill_mid_run_then_rerun_gives_one_identical_result_per_unit(
     for key, rec in got.items():
         for field in ("value", "stderr", "commit", "step", "finetune", "learning_rate"):
             assert rec[field] == want[key][field], (key, field)
+
+
+def test_multi_process_finetune_goes_through_accelerate_launch(
+    tiny_model_dir: Path, tmp_path: Path,
+) -> None:
+    """backend.num_gpus > 1: the fine-tune runs under `accelerate launch` (here 2 CPU
+    processes with gloo; one per GPU on a GPU machine) and the unit is done as usual."""
+    from amuro_study.config import parse_config
+    from amuro_study.runner import DONE, execute_unit
+
+    config = parse_config({
+        "output_dir": str(tmp_path / "out"), "model": str(tiny_model_dir), "revisions": ["main"],
+        "data": "fixtures", "offline": True,
+        "finetune": {"tasks": ["mnli"], "learning_rates": [0.001], "num_train_examples": 16,
+                     "max_steps": 2, "max_length": 256},
+        "eval": {"sets": ["rte"], "limit": 2},
+        "backend": {"num_gpus": 2, "per_device_batch_size": 8},
+    })
+    plan = build_plan(config)
+    unit = plan.finetunes[0]
+    outcome = execute_unit(plan, unit.uid)
+    assert outcome.status == DONE, outcome.error
+    result = json.loads((plan.unit_dir(unit.uid) / "result.json").read_text())
+    assert result["sft_options"]["per_device_batch_size"] == 4  # 2 processes x 4 = 8
+    run = json.loads((plan.finetuned_model_dir(unit) / "amuro_run.json").read_text())
+    assert run["hardware"]["world_size"] == 2
