@@ -226,7 +226,7 @@ def print_summary(summary: StudySummary, report_path: Path | None, wall_s: float
         print("  (traceback: <output_dir>/units/<uid>/error.json, output: .../log.txt; "
               "a re-run retries them)")
     if report_path is not None:
-        print(f"\nreport: {report_path}")
+        print(f"\nreport: {report_path.resolve()}")
 
 
 # --------------------------------------------------------------------------- commands
