@@ -435,6 +435,13 @@ MIN_NOISE_MULTIPLE = 2.0
 Z_95 = 1.959963984540054
 
 
+DICHOTOMY_COLUMNS = [
+    "eval_set", "metric", "n_checkpoints", "first", "late_mean", "delta", "headroom_gain",
+    "sd_after_first", "noise_multiple", "se_delta", "detected",
+]
+"""Columns of :func:`detect_dichotomy` (present even when no set has enough checkpoints)."""
+
+
 def detect_dichotomy(
     df: pd.DataFrame,
     eval_sets: Iterable[str] | None = None,
@@ -498,7 +505,7 @@ def detect_dichotomy(
             d = part["defect"].dropna()
             row["defect"] = d.iloc[0] if len(d) else None
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=DICHOTOMY_COLUMNS) if not rows else pd.DataFrame(rows)
 
 
 def compare_dichotomy(detected: pd.DataFrame) -> pd.DataFrame:

@@ -255,3 +255,11 @@ def test_parse_eval_dataset() -> None:
     assert parse_eval_dataset("sciq", "official_eval_table.csv") == ("sciq_mc", "default", "acc")
     with pytest.raises(ValueError):
         parse_model_id("gpt2_whatever", "all_perf_table.csv")
+
+
+def test_dichotomy_with_too_few_checkpoints_is_empty_but_well_formed(tiny) -> None:
+    two = tiny[tiny["revision"].ne("main")]
+    assert two["step"].nunique() == 2
+    detected = an.detect_dichotomy(two)
+    assert detected.empty and list(detected.columns) == an.DICHOTOMY_COLUMNS
+    assert an.compare_dichotomy(detected).empty

@@ -108,3 +108,20 @@ def test_build_report_with_sample_cis(tmp_path) -> None:
     assert (gain["raw_change"] - (gain["tuned"] - gain["base"])).abs().max() < 1e-12
     assert "paired bootstrap" in report.read_text()
     assert not list(report.parent.rglob("*.tmp"))
+
+
+def test_report_builds_for_a_two_checkpoint_study(tmp_path) -> None:
+    from amuro_study.records import ResultRecord, to_frame
+    from amuro_study.report import build_report
+
+    records = [
+        ResultRecord(model="m", revision=None, step=step, finetune=ft,
+                     learning_rate=1e-5 if ft else None, seed=None, eval_set=s, format="default",
+                     shots=4, metric=metric, value=value, stderr=None)
+        for step in (10, 20)
+        for ft, bump in ((None, 0.0), ("mnli", 0.2))
+        for s, metric, value in (("mnli_matched", "acc", 0.3), ("xsum", "rougeL", 0.1))
+        for value in [value + bump]
+    ]
+    report = build_report(to_frame(records), tmp_path)
+    assert report.is_file() and "mnli_matched" in report.read_text()
