@@ -142,7 +142,8 @@ class BackendSpec:
 
     eval: str = "hf"
     device: str = "cpu"
-    batch_size: int | str = 1
+    batch_size: int | str = "auto"
+    """``auto``: amuro's recommended batching (``amuro_tasks.settings``); or a fixed size."""
     dtype: str = "auto"
     num_gpus: int = 1
     """GPUs per unit: fine-tunes use ``accelerate launch`` when > 1; vllm: tensor parallel."""

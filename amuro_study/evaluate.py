@@ -18,6 +18,7 @@ from typing import Any
 
 from amuro_study.plan import EvalUnit
 from amuro_study.records import ResultRecord, atomic_write_text
+from amuro_tasks.settings import recommended_eval_kwargs, recommended_model_args
 
 SAMPLES_DIR = "samples"
 
@@ -52,7 +53,8 @@ class EvalBackend:
 
     name: str = "hf"
     device: str = "cpu"
-    batch_size: int | str = 1
+    batch_size: int | str = "auto"
+    """``auto`` (amuro's recommended setting, :mod:`amuro_tasks.settings`) or a fixed size."""
     dtype: str = "auto"
     num_gpus: int = 1
     trust_remote_code: bool = False
@@ -69,7 +71,13 @@ class EvalBackend:
                 raise RuntimeError("backend.eval is 'vllm' but vllm is not installed "
                                    "(pip install 'amuro[vllm]')")
             args["tensor_parallel_size"] = self.num_gpus
-        return args
+        return args | recommended_model_args(self.name)
+
+    def batch_kwargs(self) -> dict[str, Any]:
+        """``batch_size`` (and, for ``auto``, the recommended ``max_batch_size``)."""
+        if str(self.batch_size).startswith("auto"):
+            return recommended_eval_kwargs(self.device) | {"batch_size": self.batch_size}
+        return {"batch_size": self.batch_size}
 
 
 def _number(value: Any) -> float | None:
@@ -139,7 +147,7 @@ def evaluate_unit(
     out = lm_eval.simple_evaluate(
         model=backend.name, model_args=backend.model_args(pretrained, revision),
         tasks=[t.task_name for t in unit.tasks], num_fewshot=unit.shots, limit=unit.limit,
-        batch_size=backend.batch_size, device=backend.device if backend.name == "hf" else None,
+        device=backend.device if backend.name == "hf" else None, **backend.batch_kwargs(),
         log_samples=True, task_manager=amuro_tasks.task_manager(metadata=metadata),
         verbosity="ERROR",
     )
