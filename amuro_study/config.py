@@ -142,8 +142,8 @@ class BackendSpec:
 
     eval: str = "hf"
     device: str = "cpu"
-    batch_size: int | str = "auto"
-    """``auto``: amuro's recommended batching (``amuro_tasks.settings``); or a fixed size."""
+    batch_size: int | str = "recommended"
+    """``recommended`` (per device, ``amuro_tasks.settings``), ``auto[:N]`` or a fixed size."""
     dtype: str = "auto"
     num_gpus: int = 1
     """GPUs per unit: fine-tunes use ``accelerate launch`` when > 1; vllm: tensor parallel."""
@@ -450,7 +450,8 @@ def _parse_backend(value: Any) -> BackendSpec:
             kwargs[name] = _str(data[name], f"backend.{name}")
     if "batch_size" in data:
         bs = data["batch_size"]
-        kwargs["batch_size"] = (bs if isinstance(bs, str) and bs.startswith("auto")
+        kwargs["batch_size"] = (bs if isinstance(bs, str) and (bs.startswith("auto")
+                                                               or bs == "recommended")
                                 else _int(bs, "backend.batch_size", 1))
     for name in ("num_gpus", "per_device_batch_size", "workers"):
         if name in data:

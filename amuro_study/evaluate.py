@@ -18,7 +18,11 @@ from typing import Any
 
 from amuro_study.plan import EvalUnit
 from amuro_study.records import ResultRecord, atomic_write_text
-from amuro_tasks.settings import recommended_eval_kwargs, recommended_model_args
+from amuro_tasks.settings import (
+    GPU_MAX_BATCH_SIZE,
+    recommended_eval_kwargs,
+    recommended_model_args,
+)
 
 SAMPLES_DIR = "samples"
 
@@ -53,8 +57,8 @@ class EvalBackend:
 
     name: str = "hf"
     device: str = "cpu"
-    batch_size: int | str = "auto"
-    """``auto`` (amuro's recommended setting, :mod:`amuro_tasks.settings`) or a fixed size."""
+    batch_size: int | str = "recommended"
+    """``recommended`` (per device, :mod:`amuro_tasks.settings`), ``auto[:N]`` or a fixed size."""
     dtype: str = "auto"
     num_gpus: int = 1
     trust_remote_code: bool = False
@@ -74,9 +78,11 @@ class EvalBackend:
         return args | recommended_model_args(self.name)
 
     def batch_kwargs(self) -> dict[str, Any]:
-        """``batch_size`` (and, for ``auto``, the recommended ``max_batch_size``)."""
+        """lm-eval batching arguments: the device's recommended ones, or what the config says."""
+        if self.batch_size == "recommended":
+            return recommended_eval_kwargs(self.device)
         if str(self.batch_size).startswith("auto"):
-            return recommended_eval_kwargs(self.device) | {"batch_size": self.batch_size}
+            return {"batch_size": self.batch_size, "max_batch_size": GPU_MAX_BATCH_SIZE}
         return {"batch_size": self.batch_size}
 
 

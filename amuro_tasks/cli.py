@@ -2,7 +2,7 @@
 
 Every argument is forwarded to lm-eval unchanged and ``--include_path`` is added; for an
 evaluation run without ``--device``/``--batch_size``, amuro's recommended settings are added
-(:mod:`amuro_tasks.settings`: the best device, ``--batch_size auto``). Sub-commands
+(:mod:`amuro_tasks.settings`: the best device and its batching). Sub-commands
 work too: ``amuro-eval ls tasks``, ``amuro-eval validate --tasks ...``. lm-eval 0.4 takes a
 single include path on its command line, so to combine amuro's tasks with your own use the
 Python API (:func:`amuro_tasks.task_manager` accepts extra paths).
@@ -36,12 +36,12 @@ def _has(argv: list[str], option: str) -> bool:
 def with_recommended_settings(argv: list[str]) -> list[str]:
     """For an evaluation run, amuro's fast defaults where the user set nothing.
 
-    ``--device``: CUDA when available, else CPU; ``--batch_size auto`` with a sane
-    ``--max_batch_size`` (see :mod:`amuro_tasks.settings`). Explicit options always win.
+    ``--device``: CUDA when available, else CPU; the device's recommended batching (see
+    :mod:`amuro_tasks.settings`). Explicit options always win.
     """
     if argv and argv[0] in ("ls", "validate"):
         return list(argv)
-    from amuro_tasks.settings import MAX_BATCH_SIZE, device_kind
+    from amuro_tasks.settings import recommended_eval_kwargs
 
     argv = list(argv)
     if not _has(argv, "--device"):
@@ -51,9 +51,9 @@ def with_recommended_settings(argv: list[str]) -> list[str]:
     device = argv[argv.index("--device") + 1] if "--device" in argv else next(
         a.split("=", 1)[1] for a in argv if a.startswith("--device="))
     if not _has(argv, "--batch_size"):
-        argv += ["--batch_size", "auto"]
-        if not _has(argv, "--max_batch_size"):
-            argv += ["--max_batch_size", str(MAX_BATCH_SIZE[device_kind(device)])]
+        for key, value in recommended_eval_kwargs(device).items():
+            if not _has(argv, f"--{key}"):
+                argv += [f"--{key}", str(value)]
     return argv
 
 

@@ -42,15 +42,17 @@ def test_naive_and_recommended_settings_give_identical_scores(tiny_model_dir: Pa
 
 def test_recommended_settings_per_device_and_backend() -> None:
     assert recommended_eval_kwargs("cuda:0") == {"batch_size": "auto", "max_batch_size": 256}
-    assert recommended_eval_kwargs("cpu")["batch_size"] == "auto"
+    assert recommended_eval_kwargs("cpu") == {"batch_size": 16}
     assert recommended_model_args("vllm") == {"enable_prefix_caching": True}
     assert recommended_model_args("hf") == {}
 
 
 def test_amuro_eval_adds_recommended_settings_unless_given() -> None:
     args = with_recommended_settings(with_include_path(["--model", "hf", "--device", "cpu"]))
-    assert args[args.index("--batch_size") + 1] == "auto"
-    assert args[args.index("--max_batch_size") + 1] == "64"
+    assert args[args.index("--batch_size") + 1] == "16" and "--max_batch_size" not in args
+    gpu = with_recommended_settings(["--device", "cuda:0"])
+    assert gpu[gpu.index("--batch_size") + 1] == "auto"
+    assert gpu[gpu.index("--max_batch_size") + 1] == "256"
     assert args[args.index("--include_path") + 1] == amuro_tasks.include_path()
     mine = with_recommended_settings(["--device=cuda:1", "--batch_size", "4"])
     assert mine == ["--device=cuda:1", "--batch_size", "4"]
