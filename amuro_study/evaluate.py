@@ -154,7 +154,9 @@ def evaluate_unit(
         model=backend.name, model_args=backend.model_args(pretrained, revision),
         tasks=[t.task_name for t in unit.tasks], num_fewshot=unit.shots, limit=unit.limit,
         device=backend.device if backend.name == "hf" else None, **backend.batch_kwargs(),
-        log_samples=True, task_manager=amuro_tasks.task_manager(metadata=metadata),
+        log_samples=True,
+        # amuro tasks only: indexing lm-eval's ~thousands of built-in YAMLs costs ~9 s a call
+        task_manager=amuro_tasks.task_manager(metadata=metadata, include_defaults=False),
         verbosity="ERROR",
     )
     if out is None:  # only on non-zero ranks of a distributed run

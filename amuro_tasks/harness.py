@@ -18,6 +18,7 @@ from amuro_tasks.loading import (
     LoadOptions,
     data_source,
     load_docs,
+    prompt_field,
 )
 from amuro_tasks.metrics import rouge_l
 from amuro_tasks.prompts import render_prompt
@@ -65,9 +66,16 @@ def load_amuro_set(amuro_set: str, **metadata: Any) -> datasets.DatasetDict:
 
 
 def doc_to_text(family: str, fmt: str) -> Callable[[Mapping[str, Any]], str]:
-    """An lm-eval ``doc_to_text`` that renders the ``family`` prompt in format ``fmt``."""
+    """An lm-eval ``doc_to_text`` that renders the ``family`` prompt in format ``fmt``.
+
+    Docs from :func:`load_amuro_set` carry the prompt pre-rendered by the same template (see
+    :func:`amuro_tasks.loading.with_prompts`); other docs are rendered on the spot.
+    """
+    field = prompt_field(fmt)
 
     def _doc_to_text(doc: Mapping[str, Any]) -> str:
+        if field in doc:
+            return doc[field]
         return render_prompt(family, fmt, doc)
 
     _doc_to_text.__name__ = _doc_to_text.__qualname__ = f"doc_to_text_{family}_{fmt}"

@@ -23,6 +23,7 @@ from pathlib import Path
 import datasets
 
 from amuro_tasks.errors import AmuroConfigError, AmuroDataError
+from amuro_tasks.prompts import FORMATS, render_prompt
 from amuro_tasks.specs import DatasetSpec, Doc, get_spec
 
 log = logging.getLogger("amuro")
@@ -151,7 +152,45 @@ def load_docs(name: str, options: LoadOptions) -> datasets.DatasetDict:
     """
     spec = get_spec(name)
     if not isinstance(spec.eval_split, str) or not isinstance(spec.fewshot_split, str | None):
-        return _load_multi_split_docs(spec, options)  # split tuples (LLMBar); else as before
+        eval_docs, pool = _multi_split_docs(spec, options)  # split tuples (LLMBar)
+    else:
+        eval_docs, pool = _single_split_docs(spec, options)
+    eval_where = "+".join(split_names(spec.eval_split))
+    pool_where = "+".join(split_names(spec.fewshot_split or spec.eval_split))
+    if not eval_docs:
+        raise AmuroDataError(f"{spec.name}/{eval_where}: no usable rows")
+    if not pool:
+        raise AmuroDataError(f"{spec.name}/{pool_where}: no usable few-shot rows")
+    key = f"amuro-{spec.name}-{options}"
+    return datasets.DatasetDict(
+        eval=in_memory_dataset(with_prompts(spec, eval_docs), f"{key}-eval"),
+        fewshot=in_memory_dataset(with_prompts(spec, pool), f"{key}-fewshot"),
+    )
+
+
+def prompt_field(fmt: str) -> str:
+    """The doc field that holds the prompt pre-rendered in format ``fmt``."""
+    return f"prompt_{fmt}"
+
+
+def with_prompts(spec: DatasetSpec, docs: list[Doc]) -> list[Doc]:
+    """``docs`` with their prompt in every format rendered once (lm-eval asks for a shot's
+    prompt again for every document it precedes; the three formats share one load)."""
+    for doc in docs:
+        rendered = {prompt_field(fmt): render_prompt(spec.family, fmt, doc) for fmt in FORMATS}
+        doc.update(rendered)
+    return docs
+
+
+def in_memory_dataset(rows: list[Doc], fingerprint: str) -> datasets.Dataset:
+    """An in-memory ``Dataset`` of ``rows`` with a given fingerprint (``from_list`` would hash
+    every row with dill to make one, which costs more than the rest of the load)."""
+    from datasets.table import InMemoryTable
+
+    return datasets.Dataset(InMemoryTable.from_pylist(rows), fingerprint=fingerprint)
+
+
+def _single_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Doc], list[Doc]]:
     raw_eval = load_raw_split(spec, spec.eval_split, options.source)
     if len(raw_eval) == 0:
         raise AmuroDataError(f"{spec.name}/{spec.eval_split}: the split is empty")
@@ -170,17 +209,11 @@ def load_docs(name: str, options: LoadOptions) -> datasets.DatasetDict:
         held_out = {doc["row_index"] for doc in pool}
         kept = [i for i in range(len(raw_eval)) if i not in held_out]
         eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, kept, options.on_invalid))
-    if not eval_docs:
-        raise AmuroDataError(f"{spec.name}/{spec.eval_split}: no usable rows")
-    if not pool:
-        raise AmuroDataError(f"{spec.name}/{spec.fewshot_split}: no usable few-shot rows")
-    return datasets.DatasetDict(
-        eval=datasets.Dataset.from_list(eval_docs), fewshot=datasets.Dataset.from_list(pool)
-    )
+    return eval_docs, pool
 
 
-def _load_multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> datasets.DatasetDict:
-    """:func:`load_docs` for specs whose eval or few-shot side spans several splits (LLMBar).
+def _multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Doc], list[Doc]]:
+    """Docs for specs whose eval or few-shot side spans several splits (LLMBar).
 
     Eval docs are the splits' rows in order, each doc also naming its ``source_split``; the
     few-shot pool is the first ``fewshot_pool_size`` valid rows of the few-shot splits after a
@@ -206,13 +239,7 @@ def _load_multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> datasets.
                        for doc in iter_docs(spec, split, raw, None, "skip")]
     order = _shuffled(len(candidates), options.fewshot_seed)
     pool = [candidates[i] for i in order[: options.fewshot_pool_size]]
-    if not eval_docs:
-        raise AmuroDataError(f"{spec.name}/{'+'.join(eval_splits)}: no usable rows")
-    if not pool:
-        raise AmuroDataError(f"{spec.name}/{'+'.join(pool_splits)}: no usable few-shot rows")
-    return datasets.DatasetDict(
-        eval=datasets.Dataset.from_list(eval_docs), fewshot=datasets.Dataset.from_list(pool)
-    )
+    return eval_docs, pool
 
 
 def load_training_docs(
@@ -229,4 +256,4 @@ def load_training_docs(
     selected = list(docs) if n is None else _take(docs, n)
     if not selected:
         raise AmuroDataError(f"{spec.name}/{split}: no usable training rows")
-    return datasets.Dataset.from_list(selected)
+    return in_memory_dataset(selected, f"amuro-train-{spec.name}-{split}-{seed}-{n}-{source}")

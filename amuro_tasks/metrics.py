@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
-
-from rouge_score import rouge_scorer
+from typing import Any
 
 
 @lru_cache(maxsize=2)
-def _scorer(use_stemmer: bool) -> rouge_scorer.RougeScorer:
+def _scorer(use_stemmer: bool) -> Any:
+    # imported here: rouge_score pulls in nltk (~1 s), which classification-only runs never need
+    from rouge_score import rouge_scorer
+
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
 
 

@@ -3,7 +3,9 @@
 Measured against lm-eval's naive settings in ``benchmarks/eval_throughput.py`` (results in
 ``benchmarks/README.md``); ``tests/test_eval_settings.py`` shows both give identical scores.
 
-* one model load for every set and format of a checkpoint (one ``simple_evaluate`` call);
+* one model load for every set and format of a checkpoint (one ``simple_evaluate`` call), with a
+  task manager that indexes amuro's tasks only (``include_defaults=False``: indexing lm-eval's
+  built-in task folders takes ~9 s on a 2-core machine);
 * batching: on a GPU ``batch_size="auto"`` (lm-eval finds the largest batch that fits, up to
   ``max_batch_size``); on a CPU a fixed 16, because ``auto`` probes with five max-length forward
   passes at the largest size per call, which costs more than it saves there (measured: 3.6x

@@ -188,3 +188,19 @@ def test_hub_loading_uses_real_ids(monkeypatch: pytest.MonkeyPatch) -> None:
                                                     "revision": "refs/convert/parquet"})
     assert calls[2][0:2] == ("csebuetnlp/xlsum", None) and calls[2][2]["data_dir"] == "english"
     assert calls[3][0:2] == ("google-research-datasets/paws", "labeled_final")
+
+
+@pytest.mark.parametrize("name", ["mnli_matched", "xsum", "tweetqa", "arc_easy", "llmbar_natural"])
+def test_prerendered_prompts_are_the_template_output(name: str) -> None:
+    from amuro_tasks.harness import doc_to_text
+    from amuro_tasks.loading import prompt_field
+    from amuro_tasks.prompts import FORMATS, render_prompt
+
+    spec = get_spec(name)
+    docs = load_docs(name, LoadOptions(source="fixtures"))
+    for split in ("eval", "fewshot"):
+        doc = docs[split][0]
+        bare = {k: v for k, v in doc.items() if not k.startswith("prompt_")}
+        for fmt in FORMATS:
+            assert doc[prompt_field(fmt)] == render_prompt(spec.family, fmt, bare)
+            assert doc_to_text(spec.family, fmt)(doc) == doc_to_text(spec.family, fmt)(bare)
