@@ -32,7 +32,8 @@ DATA_ENV = "AMURO_DATA"
 FIXTURE_DIR = Path(__file__).parent / "fixtures"
 DEFAULT_FEWSHOT_SEED = 1234
 """Seed of the few-shot pool: every model sees the same shots."""
-FEWSHOT_POOL_SIZE = 64
+FEWSHOT_POOL_SIZE = 16
+"""Rows in the shot pool: enough for up to 16-shot runs (raise with amuro_fewshot_pool_size)."""
 ON_INVALID = ("error", "skip")
 
 
@@ -99,38 +100,52 @@ def _is_empty(value: object) -> bool:
 
 def iter_docs(
     spec: DatasetSpec, split: str, rows: datasets.Dataset, order: list[int] | None,
-    on_invalid: str,
+    on_invalid: str, max_words: dict[str, int] | None = None,
 ) -> Iterator[Doc]:
-    """Normalise ``rows`` (in ``order``) to docs, each with its ``row_index`` in the split."""
+    """Normalise ``rows`` (in ``order``) to docs, each with its ``row_index`` in the split.
+
+    Rows dropped on the way (documented empty fields, invalid rows when ``on_invalid="skip"``,
+    shot candidates over :attr:`DatasetSpec.fewshot_max_words`) are counted and logged when the
+    iteration ends, also when the caller stops early.
+    """
     dropped: dict[str, int] = {}
-    pairs = enumerate(rows) if order is None else ((i, rows[i]) for i in order)
-    for index, row in pairs:
-        where = f"{spec.name}/{split} row {index}"
-        if any(_is_empty(row.get(col)) for col in spec.skip_if_empty):
-            dropped["documented empty field"] = dropped.get("documented empty field", 0) + 1
-            continue
-        try:
-            doc = spec.normalize(row, where)
-        except AmuroDataError as err:
-            if on_invalid == "error":
-                raise AmuroDataError(
-                    f"{err} (source {spec.path}, config {spec.config}); pass "
-                    "--metadata '{\"amuro_on_invalid\": \"skip\"}' to drop invalid rows instead"
-                ) from None
-            dropped["invalid"] = dropped.get("invalid", 0) + 1
-            continue
-        doc["row_index"] = index
-        yield doc
-    for reason, count in dropped.items():
-        log.warning("%s/%s: dropped %d rows (%s)", spec.name, split, count, reason)
+    # A whole split converts to Python in one Arrow call (~0.5 us a row, against ~11 us for
+    # row-by-row formatting); a shuffled walk over a large split reads only the rows it needs.
+    pairs = enumerate(rows.to_list()) if order is None else ((i, rows[i]) for i in order)
+    try:
+        for index, row in pairs:
+            where = f"{spec.name}/{split} row {index}"
+            if any(_is_empty(row.get(col)) for col in spec.skip_if_empty):
+                dropped["documented empty field"] = dropped.get("documented empty field", 0) + 1
+                continue
+            try:
+                doc = spec.normalize(row, where)
+            except AmuroDataError as err:
+                if on_invalid == "error":
+                    raise AmuroDataError(
+                        f"{err} (source {spec.path}, config {spec.config}); pass --metadata "
+                        "'{\"amuro_on_invalid\": \"skip\"}' to drop invalid rows instead"
+                    ) from None
+                dropped["invalid"] = dropped.get("invalid", 0) + 1
+                continue
+            if max_words is not None and any(
+                len(str(doc[f]).split()) > cap for f, cap in max_words.items()
+            ):
+                dropped["too long for a shot"] = dropped.get("too long for a shot", 0) + 1
+                continue
+            doc["row_index"] = index
+            yield doc
+    finally:
+        for reason, count in dropped.items():
+            log.warning("%s/%s: dropped %d rows (%s)", spec.name, split, count, reason)
 
 
 def _shuffled(n: int, seed: int) -> list[int]:
-    import random
+    """The row order of ``Dataset.shuffle(seed=seed)``: numpy's PCG64 permutation, so that
+    ``shuffle(seed=42).select(range(6000))`` in the paper's release picks the same rows."""
+    import numpy as np
 
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    return order
+    return np.random.default_rng(seed).permutation(n).tolist()
 
 
 def _take(docs: Iterator[Doc], n: int) -> list[Doc]:
@@ -198,14 +213,15 @@ def _single_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Do
         raw_pool = load_raw_split(spec, spec.fewshot_split, options.source)
         pool = _take(
             iter_docs(spec, spec.fewshot_split, raw_pool,
-                      _shuffled(len(raw_pool), options.fewshot_seed), "skip"),
+                      _shuffled(len(raw_pool), options.fewshot_seed), "skip",
+                      spec.fewshot_max_words),
             options.fewshot_pool_size,
         )
         eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, None, options.on_invalid))
     else:
         order = _shuffled(len(raw_eval), options.fewshot_seed)
-        pool = _take(iter_docs(spec, spec.eval_split, raw_eval, order, "skip"),
-                     options.fewshot_pool_size)
+        pool = _take(iter_docs(spec, spec.eval_split, raw_eval, order, "skip",
+                               spec.fewshot_max_words), options.fewshot_pool_size)
         held_out = {doc["row_index"] for doc in pool}
         kept = [i for i in range(len(raw_eval)) if i not in held_out]
         eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, kept, options.on_invalid))

@@ -27,6 +27,10 @@ STSB_PARAPHRASE_THRESHOLD = 3.5
 
 CLASSIFICATION_FAMILIES = frozenset({"nli", "paraphrase"})
 
+SHOT_WORDS = {"document": 200}
+"""Summarization shots: documents of at most 200 words, so that 4 shots plus the scored
+document fit OLMo-1B's 2048-token window instead of being cut from the left by lm-eval."""
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -48,6 +52,9 @@ class DatasetSpec:
     metric: str = "acc"
     notes: str = ""
     skip_if_empty: tuple[str, ...] = field(default_factory=tuple)
+    fewshot_max_words: dict[str, int] | None = field(default=None, hash=False)
+    """Doc fields capped (in words) for rows to be eligible as shots, so that 4 shots and the
+    scored input fit a 2048-token window (long articles are still scored, never cut)."""
     """Raw columns *documented* as sometimes empty; such rows are dropped (and counted)."""
     hub_data_files: str | None = None
     """Hub only: glob of one split's files on ``revision`` (``{config}``, ``{split}`` filled in),
@@ -222,14 +229,17 @@ for _spec in (
                 notes="Gold similarity > 3.5 (0-5 scale) means paraphrase ('yes')."),
     DatasetSpec("xsum", "summarization", "EdinburghNLP/xsum", None, "test",
                 _summary("document", "summary"), revision=_PARQUET, data_dir="default",
-                metric="rougeL",
+                metric="rougeL", fewshot_max_words=SHOT_WORDS,
                 notes="Script-only on the Hub: loaded from its parquet conversion."),
     DatasetSpec("xlsum", "summarization", "csebuetnlp/xlsum", "english", "test",
                 _summary("text", "summary"), revision=_PARQUET, data_dir="english",
-                metric="rougeL",
+                metric="rougeL", fewshot_max_words=SHOT_WORDS,
                 notes="Script-only on the Hub: loaded from its parquet conversion."),
     DatasetSpec("cnn", "summarization", "abisee/cnn_dailymail", "3.0.0", "test",
-                _summary("article", "highlights"), metric="rougeL"),
+                _summary("article", "highlights"), metric="rougeL",
+                fewshot_max_words={"document": 150},
+                notes="Shots are drawn from articles of at most 150 words (CNN articles average "
+                      "~700): four shots and the scored article then fit a 2048-token window."),
     DatasetSpec("socialiqa", "qgen", "lighteval/siqa", None, "validation", _socialiqa,
                 metric="rougeL",
                 notes="Context + gold answer -> question. allenai/social_i_qa is script-only; "

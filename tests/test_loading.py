@@ -204,3 +204,37 @@ def test_prerendered_prompts_are_the_template_output(name: str) -> None:
         for fmt in FORMATS:
             assert doc[prompt_field(fmt)] == render_prompt(spec.family, fmt, bare)
             assert doc_to_text(spec.family, fmt)(doc) == doc_to_text(spec.family, fmt)(bare)
+
+
+def test_training_sample_is_the_releases_shuffle_select() -> None:
+    import datasets
+
+    raw = datasets.load_dataset(
+        "json", data_files=str(FIXTURE_DIR / "nyu-mll__glue/mnli/train.jsonl"), split="train")
+    release = raw.shuffle(seed=42).select(range(10))  # the authors' code
+    ours = load_training_docs("mnli_matched", n=10, seed=42, source="fixtures")
+    assert ours["row_index"] == release["idx"]
+    assert ours["premise"] == release["premise"]
+
+
+def test_summarization_shots_are_short_enough_to_fit(tmp_path: Path, caplog) -> None:
+    long_doc = " ".join(["word"] * 300)
+    train = [{"document": long_doc if i % 2 else f"Short story {i}.", "summary": "s", "id": str(i)}
+             for i in range(20)]
+    test = [{"document": long_doc, "summary": "s", "id": "t"}]
+    source = _mirror(tmp_path, "xsum", {"train": train, "test": test})
+    with caplog.at_level("WARNING", logger="amuro"):
+        docs = load_docs("xsum", LoadOptions(source=source, fewshot_pool_size=5))
+    assert all(len(d["document"].split()) <= 200 for d in docs["fewshot"])
+    assert len(docs["fewshot"]) == 5
+    assert docs["eval"][0]["document"] == long_doc  # scored inputs are never cut
+    assert "xsum/train: dropped" in caplog.text and "too long for a shot" in caplog.text
+
+
+def test_rows_dropped_before_an_early_stop_are_logged(tmp_path: Path, caplog) -> None:
+    rows = [_glue_mnli(-1)] * 40 + GOOD_MNLI  # most rows invalid: some precede 2 valid ones
+    source = _mirror(tmp_path, "mnli_matched", {"train": rows, "validation_matched": GOOD_MNLI})
+    with caplog.at_level("WARNING", logger="amuro"):
+        docs = load_training_docs("mnli_matched", n=2, source=source, on_invalid="skip")
+    assert len(docs) == 2
+    assert "mnli_matched/train: dropped" in caplog.text and "(invalid)" in caplog.text
