@@ -20,16 +20,32 @@ from amuro_tasks.prompts import TARGET_DELIMITER
 SCORING_MODES = ("choice", "first_token")
 
 
+_STUB = "Answer:"
+"""A context to tokenize labels after, as lm-eval does (it encodes context + continuation and
+splits): tokenizing ``" yes"`` alone gives SentencePiece tokenizers a spurious ``"▁"`` piece."""
+
+
+def _continuation_ids(tokenizer: Any, continuation: str) -> list[int]:
+    stub = tokenizer(_STUB, add_special_tokens=False)["input_ids"]
+    whole = tokenizer(_STUB + continuation, add_special_tokens=False)["input_ids"]
+    if whole[: len(stub)] != stub:
+        raise AmuroConfigError(
+            f"first_token scoring: the tokenizer merges {continuation!r} into the prompt's last "
+            "token; use the default 'choice' scoring"
+        )
+    return whole[len(stub):]
+
+
 def first_token_choices(choices: Sequence[str], tokenizer: Any) -> list[str]:
     """Each choice cut to the text of its first sub-token (as it follows the delimiter)."""
     out: list[str] = []
     for word in choices:
-        ids = tokenizer(TARGET_DELIMITER + word, add_special_tokens=False)["input_ids"]
+        ids = _continuation_ids(tokenizer, TARGET_DELIMITER + word)
         if not ids:
             raise AmuroConfigError(f"label {word!r} tokenizes to nothing")
         piece = tokenizer.decode(ids[:1])
         piece = piece[len(TARGET_DELIMITER):] if piece.startswith(TARGET_DELIMITER) else piece
-        again = tokenizer(TARGET_DELIMITER + piece, add_special_tokens=False)["input_ids"]
+        again = _continuation_ids(tokenizer, TARGET_DELIMITER + piece)
         if again != ids[:1]:
             raise AmuroConfigError(
                 f"first_token scoring: the first sub-token of {word!r} ({piece!r}, id {ids[0]}) "

@@ -133,3 +133,33 @@ def test_first_token_scoring_needs_a_tokenizer() -> None:
 
     with pytest.raises(AmuroConfigError, match="needs the model's tokenizer"):
         load_amuro_set("rte", amuro_data="fixtures", amuro_scoring="first_token")
+
+
+def test_first_token_choices_with_a_sentencepiece_style_tokenizer() -> None:
+    """Llama-2-style tokenizers (normalizer prepends '▁', spaces become '▁') encode ' yes' alone
+    as ['▁', '▁yes']; the first piece must be the one lm-eval scores after a prompt ('▁yes'),
+    not the lone '▁' (which the old code picked and then rejected)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
+                                           normalizers.Replace(" ", "▁")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.Fuse(),
+                                     decoders.Strip(content=" ", left=1)])
+    corpus = ["Answer: entailment neutral contradiction yes no"] * 20 + ["the cat sat"] * 5
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=120,
+                                                        special_tokens=["<unk>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    # The trap this test sets: the label alone starts with a lone metaspace piece.
+    assert fast.convert_ids_to_tokens(fast(" yes", add_special_tokens=False)["input_ids"])[0] \
+        == "▁"
+    words = ["entailment", "neutral", "contradiction", "yes", "no"]
+    pieces = first_token_choices(words, fast)
+    stub = fast("Answer:", add_special_tokens=False)["input_ids"]
+    for word, piece in zip(words, pieces, strict=True):
+        assert piece and word.startswith(piece)
+        whole = fast("Answer: " + word, add_special_tokens=False)["input_ids"]
+        assert fast("Answer: " + piece, add_special_tokens=False)["input_ids"] == \
+            stub + whole[len(stub):][:1]
