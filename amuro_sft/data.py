@@ -106,9 +106,10 @@ def _task_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
     spec = get_spec(cfg.train_set)
     want = cfg.num_train_examples
     n = None if want is None else want + cfg.val_examples
+    skipped: dict[str, int] = {}
     docs = load_training_docs(
         spec.name, n=n, seed=cfg.data_seed, split="train", source=source,
-        on_invalid=cfg.on_invalid,
+        on_invalid=cfg.on_invalid, drop_counts=skipped,
     )
     examples: list[dict[str, str]] = []
     ids: list[Any] = []
@@ -121,7 +122,10 @@ def _task_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
             continue
         examples.append(example)
         ids.append(doc["row_index"])
-    return _split(cfg, examples, ids, source, spec.path, truncated, dropped)
+    data = _split(cfg, examples, ids, source, spec.path, truncated, dropped)
+    data.stats["invalid_rows"] = skipped.get("invalid", 0)
+    data.stats["empty_rows"] = skipped.get("documented empty field", 0)
+    return data
 
 
 def _split(

@@ -187,7 +187,13 @@ def _make_trainer_class():
 
 # ------------------------------------------------------------------------------ output dir
 def last_good_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The newest complete checkpoint (has its trainer state and weights), or ``None``."""
+    """The newest complete checkpoint, or ``None``.
+
+    Complete = the Trainer got as far as writing ``trainer_state.json`` (it does so after the
+    weights and optimizer) and weights and optimizer state are there, in any of the layouts the
+    Trainer writes: one process (``*.safetensors``, ``optimizer.pt``), FSDP sharded state
+    (``pytorch_model_fsdp_*``, ``optimizer_*``) or DeepSpeed ZeRO (``global_step*/`` + ``latest``).
+    """
     if not checkpoint_dir.is_dir():
         return None
     found = []
@@ -197,11 +203,24 @@ def last_good_checkpoint(checkpoint_dir: Path) -> Path | None:
                 step = int(child.name.split("-", 1)[1])
             except ValueError:
                 continue
-            complete = (child / "trainer_state.json").is_file() and any(
-                child.glob("*.safetensors")) and (child / "optimizer.pt").is_file()
-            if complete:
+            if _checkpoint_complete(child):
                 found.append((step, child))
     return max(found)[1] if found else None
+
+
+def _checkpoint_complete(ckpt: Path) -> bool:
+    deepspeed = (ckpt / "latest").is_file() and any(ckpt.glob("global_step*"))
+    weights = deepspeed or any(ckpt.glob("*.safetensors")) or any(ckpt.glob("pytorch_model*"))
+    optimizer = deepspeed or (ckpt / "optimizer.pt").is_file() or any(ckpt.glob("optimizer_*"))
+    return (ckpt / "trainer_state.json").is_file() and weights and optimizer
+
+
+def wait_for_everyone() -> None:
+    """A barrier across the processes of an ``accelerate launch`` (a no-op in one process)."""
+    if world_size() > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
 
 
 def _normalized_options(cfg: SFTRunConfig) -> dict[str, Any]:
@@ -375,15 +394,18 @@ def run_sft(cfg: SFTRunConfig, *, callbacks: list | None = None) -> Path:
         if not math.isfinite(eval_loss):
             raise NonFiniteLossError(f"non-finite validation loss {eval_loss}")
     trainer.save_model(str(out))
+    if is_main_process():
+        tokenizer.save_pretrained(str(out))
+        record = _record(cfg, prep, data, trainer, result, wall, tokens_before, eval_loss, resume)
+        (out / "README.md").write_text(model_card(record))
+        write_json_atomic(out / RECORD_NAME, record)  # the finished marker: last
+        (out / IDENTITY_NAME).unlink(missing_ok=True)
+        if not cfg.keep_checkpoints:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    # every rank returns only once the run is recorded (a sweep reads the record next)
+    wait_for_everyone()
     if not is_main_process():
         return out
-    tokenizer.save_pretrained(str(out))
-    record = _record(cfg, prep, data, trainer, result, wall, tokens_before, eval_loss, resume)
-    (out / "README.md").write_text(model_card(record))
-    write_json_atomic(out / RECORD_NAME, record)  # the finished marker: last
-    (out / IDENTITY_NAME).unlink(missing_ok=True)
-    if not cfg.keep_checkpoints:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
     if cfg.push_to_hub:
         record = _push(cfg, out, record)
     print(_summary(record, "finished", out), flush=True)

@@ -234,7 +234,17 @@ def test_summarization_shots_are_short_enough_to_fit(tmp_path: Path, caplog) -> 
 def test_rows_dropped_before_an_early_stop_are_logged(tmp_path: Path, caplog) -> None:
     rows = [_glue_mnli(-1)] * 40 + GOOD_MNLI  # most rows invalid: some precede 2 valid ones
     source = _mirror(tmp_path, "mnli_matched", {"train": rows, "validation_matched": GOOD_MNLI})
+    counts: dict[str, int] = {}
     with caplog.at_level("WARNING", logger="amuro"):
-        docs = load_training_docs("mnli_matched", n=2, source=source, on_invalid="skip")
+        docs = load_training_docs("mnli_matched", n=2, source=source, on_invalid="skip",
+                                  drop_counts=counts)
     assert len(docs) == 2
+    seen = [r for r in docs["row_index"]]
+    assert all(r >= 40 for r in seen)
+    # every invalid row the shuffled walk passed before its 2nd valid row, and no other
+    from amuro_tasks.loading import _shuffled
+
+    order = _shuffled(len(rows), 42)
+    walked = order[: max(order.index(r) for r in seen) + 1]
+    assert counts == {"invalid": sum(1 for i in walked if i < 40)} and counts["invalid"] > 0
     assert "mnli_matched/train: dropped" in caplog.text and "(invalid)" in caplog.text

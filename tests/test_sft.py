@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -88,6 +89,48 @@ def test_sample_is_seeded_and_validation_is_held_out(tiny_model_dir: Path) -> No
     too_many = SFTRunConfig(**{**cfg.to_dict(), "num_train_examples": 38, "val_examples": 8})
     with pytest.raises(AmuroDataError, match="too few"):
         build_training_data(too_many, tok)
+
+
+def test_skipped_invalid_rows_are_counted_for_the_record(tiny_model_dir: Path,
+                                                         tmp_path: Path) -> None:
+    folder = tmp_path / get_spec("paws").fixture_key
+    folder.mkdir(parents=True)
+    good = [{"id": i, "sentence1": f"A cat {i}.", "sentence2": f"A dog {i}.", "label": i % 2}
+            for i in range(12)]
+    bad = [{"id": 100 + i, "sentence1": "x", "sentence2": "y", "label": -1} for i in range(5)]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in good + bad))
+    cfg = SFTRunConfig(model=str(tiny_model_dir), task="paws", output_dir="x",
+                       data_source=str(tmp_path), num_train_examples=None, val_examples=2)
+    with pytest.raises(AmuroDataError, match=r"paws/train row 1[2-6]: gold label 'label' is hidden"
+                       r".*amuro-sft --on-invalid skip"):
+        build_training_data(cfg, _tokenizer(tiny_model_dir))
+    data = build_training_data(replace(cfg, on_invalid="skip"), _tokenizer(tiny_model_dir))
+    assert data.stats["invalid_rows"] == 5 and len(data.train) + len(data.validation) == 12
+
+
+def test_last_good_checkpoint_knows_every_trainer_layout(tmp_path: Path) -> None:
+    """One process, FSDP sharded state and DeepSpeed ZeRO; a checkpoint without its trainer
+    state (the Trainer writes it last) is incomplete."""
+    layouts = {
+        1: ["model.safetensors", "optimizer.pt"],
+        2: ["pytorch_model_fsdp_0/__0_0.distcp", "optimizer_0/__0_0.distcp"],
+        3: ["latest", "global_step3/mp_rank_00_model_states.pt"],
+    }
+    root = tmp_path / "checkpoints"
+    for step, files in layouts.items():
+        for name in [*files, "trainer_state.json"]:
+            (root / f"checkpoint-{step}" / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / f"checkpoint-{step}" / name).write_text("x")
+        assert sft_train.last_good_checkpoint(root) == root / f"checkpoint-{step}"
+    torn = root / "checkpoint-4"
+    (torn / "optimizer_0").mkdir(parents=True)
+    (torn / "model.safetensors").write_text("x")
+    assert sft_train.last_good_checkpoint(root) == root / "checkpoint-3"
+    (torn / "trainer_state.json").write_text("{}")
+    assert sft_train.last_good_checkpoint(root) == torn
+    (root / "checkpoint-9" / "trainer_state.json").parent.mkdir()
+    (root / "checkpoint-9" / "trainer_state.json").write_text("{}")  # no weights
+    assert sft_train.last_good_checkpoint(root) == torn
 
 
 def test_long_documents_are_truncated_not_their_summary(tiny_model_dir: Path) -> None:
