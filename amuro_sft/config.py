@@ -85,8 +85,9 @@ class SFTRunConfig:
     data_seed: int = 42
     """Seed of the training-sample shuffle (the paper's ``shuffle(seed=42)``)."""
     sample_fraction: float | None = None
-    """TULU only: take this fraction of the valid rows instead of ``num_train_examples`` (the
-    authors' release trains on a 5% sample, ``0.05``)."""
+    """TULU only: train on ``round(fraction x rows of the split)`` examples (the first usable ones
+    of the seeded shuffle) instead of ``num_train_examples``; the authors' release trains on a 5%
+    sample, ``0.05``. Only the rows needed are validated and tokenized."""
     val_examples: int = 0
     """Rows held out from the training split (after the sample) for the validation loss."""
     weight_decay: float = 0.0

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,12 @@ import datasets
 from amuro_sft.chat_template import ROLES, TULU_CHAT_TEMPLATE
 from amuro_sft.config import SFTRunConfig
 from amuro_tasks.errors import AmuroDataError
-from amuro_tasks.loading import FIXTURE_DIR, data_source, load_training_docs
+from amuro_tasks.loading import (
+    FIXTURE_DIR,
+    data_source,
+    load_training_docs,
+    shuffled_order,
+)
 from amuro_tasks.prompts import render_example
 from amuro_tasks.specs import get_spec
 
@@ -77,10 +81,17 @@ def _n_tokens(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def _added_special_tokens(tokenizer) -> int:
+    """Tokens the tokenizer adds around any text (a BOS for Llama-style tokenizers): TRL
+    tokenizes prompt-completion text with them."""
+    return len(tokenizer("")["input_ids"])
+
+
 def fit_example(
     family: str, fmt: str, doc: Mapping[str, Any], tokenizer, max_length: int
 ) -> tuple[dict[str, str] | None, bool]:
-    """Render ``doc``; truncate its long input field until prompt+completion+EOS fits.
+    """Render ``doc``; truncate its long input field until the sequence TRL trains on fits:
+    special tokens the tokenizer adds (BOS), prompt, completion and the EOS TRL appends.
 
     Returns ``(example, truncated)``; ``example`` is ``None`` when even an empty field won't fit.
     """
@@ -88,8 +99,10 @@ def fit_example(
     name = TRUNCATE_FIELD[family]
     doc = dict(doc)
     truncated = False
+    specials = _added_special_tokens(tokenizer) + 1  # + TRL's EOS
     for _ in range(8):
-        excess = _n_tokens(tokenizer, example["prompt"] + example["completion"]) + 1 - max_length
+        excess = _n_tokens(tokenizer, example["prompt"] + example["completion"]) + specials \
+            - max_length
         if excess <= 0:
             return example, truncated
         ids = tokenizer(doc[name], add_special_tokens=False)["input_ids"]
@@ -130,14 +143,12 @@ def _task_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
 
 def _split(
     cfg: SFTRunConfig, examples: list[dict[str, Any]], ids: list[Any], source: str, dataset: str,
-    truncated: int, dropped: int,
+    truncated: int, dropped: int, n_train: int | None = None,
 ) -> TrainingData:
     n_val = cfg.val_examples
-    if cfg.sample_fraction is not None:
-        n_train = max(1, round(cfg.sample_fraction * (len(examples) - n_val)))
-    elif cfg.num_train_examples is None:
+    if n_train is None and cfg.num_train_examples is None:
         n_train = len(examples) - n_val
-    else:
+    elif n_train is None:
         # the training sample never depends on the validation slice: it is always the first rows
         n_train = min(cfg.num_train_examples, len(examples))
     if n_train < 1 or len(examples) - n_train < n_val:
@@ -145,7 +156,8 @@ def _split(
             f"{cfg.task}: {len(examples)} usable training rows, too few for "
             f"{n_train} training + {n_val} held-out validation examples"
         )
-    if cfg.num_train_examples is not None and n_train < cfg.num_train_examples:
+    if cfg.sample_fraction is None and cfg.num_train_examples is not None \
+            and n_train < cfg.num_train_examples:
         log.warning("%s: only %d training examples (asked for %d)", cfg.task, n_train,
                     cfg.num_train_examples)
     train_rows = examples[:n_train]
@@ -217,13 +229,15 @@ def fit_conversation(
 
 def _tulu_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
     raw = load_tulu_rows(source)
-    order = list(range(len(raw)))
-    random.Random(cfg.data_seed).shuffle(order)
-    if cfg.sample_fraction is None and cfg.num_train_examples is not None:
-        order = order[: cfg.num_train_examples + cfg.val_examples]
+    order = shuffled_order(len(raw), cfg.data_seed)  # = raw.shuffle(seed=data_seed)
+    want = cfg.num_train_examples
+    if cfg.sample_fraction is not None:  # a fraction of the split's rows, as the release's sample
+        want = max(1, round(cfg.sample_fraction * len(raw)))
     examples, ids = [], []
     truncated = dropped = invalid = 0
     for index in order:
+        if want is not None and len(examples) == want + cfg.val_examples:
+            break  # validating and fitting the rest of a 326k-row split would only cost time
         row = raw[index]
         try:
             messages = validate_tulu_row(row, f"tulu/train row {index} (id {row.get('id')!r})")
@@ -241,15 +255,34 @@ def _tulu_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
         ids.append(row.get("id", index))
     if invalid:
         log.warning("tulu/train: dropped %d invalid rows", invalid)
-    data = _split(cfg, examples, ids, source, TULU_PATH, truncated, dropped + invalid)
+    data = _split(cfg, examples, ids, source, TULU_PATH, truncated, dropped + invalid,
+                  n_train=None if want is None else min(want, len(examples)))
     data.stats["invalid_rows"] = invalid
     return data
+
+
+def dataset_commit(path: str, revision: str | None, source: str) -> str | None:
+    """The Hub commit a ``hub`` dataset revision resolves to now, for the provenance record
+    (``None`` for local data, or when the Hub cannot be asked, e.g. offline)."""
+    if source != "hub":
+        return None
+    from huggingface_hub import HfApi
+
+    try:
+        return HfApi().dataset_info(path, revision=revision or "main").sha
+    except Exception as err:  # noqa: BLE001 - provenance is best effort, training goes on
+        log.warning("could not resolve the commit of dataset %s@%s: %s", path,
+                    revision or "main", type(err).__name__)
+        return None
 
 
 def build_training_data(cfg: SFTRunConfig, tokenizer) -> TrainingData:
     """Load, validate, subsample, render and fit the training (and validation) examples."""
     source = data_source(cfg.data_source)
     data = _tulu_data(cfg, tokenizer, source) if cfg.is_tulu else _task_data(cfg, tokenizer, source)
+    revision = None if cfg.is_tulu else get_spec(cfg.train_set).revision
+    data.stats["dataset_revision"] = (revision or "main") if source == "hub" else None
+    data.stats["dataset_commit"] = dataset_commit(data.dataset, revision, source)
     if data.dropped:
         log.warning("%s: %d examples dropped (do not fit max_length=%d)", cfg.task, data.dropped,
                     cfg.max_length)

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,6 @@ def build_sft_config(cfg: SFTRunConfig, checkpoint_dir: str | Path, *, eval: boo
         bf16=use_bf16(cfg),
         fp16=False,
         use_cpu=not gpu,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         padding_free=cfg.tuned,
         # Padding-free without packing does not truncate; data.py already fits every example.
         max_length=None if cfg.tuned else cfg.max_length,
@@ -146,6 +145,11 @@ def build_sft_config(cfg: SFTRunConfig, checkpoint_dir: str | Path, *, eval: boo
         eval_strategy="no",
         dataloader_num_workers=0,
     )
+    # transformers >= 5.x renamed gradient_checkpointing (a deprecated alias now)
+    names = {f.name for f in fields(SFTConfig)}
+    ckpt = "activation_checkpointing" if "activation_checkpointing" in names \
+        else "gradient_checkpointing"
+    kwargs[ckpt] = cfg.gradient_checkpointing
     kwargs.update(cfg.extra_sft_args)
     return SFTConfig(**kwargs)
 

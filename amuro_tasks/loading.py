@@ -143,7 +143,7 @@ def iter_docs(
             log.warning("%s/%s: dropped %d rows (%s)", spec.name, split, count, reason)
 
 
-def _shuffled(n: int, seed: int) -> list[int]:
+def shuffled_order(n: int, seed: int) -> list[int]:
     """The row order of ``Dataset.shuffle(seed=seed)``: numpy's PCG64 permutation, so that
     ``shuffle(seed=42).select(range(6000))`` in the paper's release picks the same rows."""
     import numpy as np
@@ -216,13 +216,13 @@ def _single_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Do
         raw_pool = load_raw_split(spec, spec.fewshot_split, options.source)
         pool = _take(
             iter_docs(spec, spec.fewshot_split, raw_pool,
-                      _shuffled(len(raw_pool), options.fewshot_seed), "skip",
+                      shuffled_order(len(raw_pool), options.fewshot_seed), "skip",
                       spec.fewshot_max_words),
             options.fewshot_pool_size,
         )
         eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, None, options.on_invalid))
     else:
-        order = _shuffled(len(raw_eval), options.fewshot_seed)
+        order = shuffled_order(len(raw_eval), options.fewshot_seed)
         pool = _take(iter_docs(spec, spec.eval_split, raw_eval, order, "skip",
                                spec.fewshot_max_words), options.fewshot_pool_size)
         held_out = {doc["row_index"] for doc in pool}
@@ -256,7 +256,7 @@ def _multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Doc
         raw = load_raw_split(spec, split, options.source)
         candidates += [{**doc, "source_split": split}
                        for doc in iter_docs(spec, split, raw, None, "skip")]
-    order = _shuffled(len(candidates), options.fewshot_seed)
+    order = shuffled_order(len(candidates), options.fewshot_seed)
     pool = [candidates[i] for i in order[: options.fewshot_pool_size]]
     return eval_docs, pool
 
@@ -273,7 +273,7 @@ def load_training_docs(
     """
     spec = get_spec(name)
     raw = load_raw_split(spec, split, data_source(source))
-    docs = iter_docs(spec, split, raw, _shuffled(len(raw), seed), on_invalid,
+    docs = iter_docs(spec, split, raw, shuffled_order(len(raw), seed), on_invalid,
                      drop_counts=drop_counts)
     selected = list(docs) if n is None else _take(docs, n)
     if not selected:

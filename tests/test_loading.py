@@ -90,10 +90,29 @@ def test_invalid_rows_can_be_skipped_on_request(tmp_path: Path) -> None:
 
 
 def test_summary_with_empty_document_fails(tmp_path: Path) -> None:
-    rows = [{"document": "", "summary": "s", "id": "1"}]
+    rows = [{"text": "", "summary": "s", "id": "1", "url": "u", "title": "t"}]
+    good = [{"text": "d", "summary": "s", "id": str(i), "url": "u", "title": "t"}
+            for i in range(4)]
+    source = _mirror(tmp_path, "xlsum", {"test": rows, "train": good})
+    with pytest.raises(AmuroDataError, match=r"xlsum/test row 0: field 'text' is empty"):
+        load_docs("xlsum", LoadOptions(source=source))
+
+
+def test_xsum_rows_with_an_empty_document_are_dropped_and_logged(tmp_path: Path,
+                                                                caplog) -> None:
+    """A known defect of EdinburghNLP/xsum: some documents are empty (nothing to summarise)."""
+    rows = [{"document": "d1", "summary": "s", "id": "1"}, {"document": "", "summary": "s",
+                                                           "id": "2"},
+            {"document": "d3", "summary": "s", "id": "3"}]
     good = [{"document": "d", "summary": "s", "id": str(i)} for i in range(4)]
     source = _mirror(tmp_path, "xsum", {"test": rows, "train": good})
-    with pytest.raises(AmuroDataError, match=r"xsum/test row 0: field 'document' is empty"):
+    with caplog.at_level("WARNING", logger="amuro"):
+        docs = load_docs("xsum", LoadOptions(source=source))
+    assert docs["eval"]["row_index"] == [0, 2]
+    assert "xsum/test: dropped 1 rows (documented empty field)" in caplog.text
+    bad = [{"document": "d", "summary": "  ", "id": "1"}]  # an empty summary is still an error
+    source = _mirror(tmp_path / "b", "xsum", {"test": bad, "train": good})
+    with pytest.raises(AmuroDataError, match=r"xsum/test row 0: field 'summary' is empty"):
         load_docs("xsum", LoadOptions(source=source))
 
 
@@ -242,9 +261,9 @@ def test_rows_dropped_before_an_early_stop_are_logged(tmp_path: Path, caplog) ->
     seen = [r for r in docs["row_index"]]
     assert all(r >= 40 for r in seen)
     # every invalid row the shuffled walk passed before its 2nd valid row, and no other
-    from amuro_tasks.loading import _shuffled
+    from amuro_tasks.loading import shuffled_order
 
-    order = _shuffled(len(rows), 42)
+    order = shuffled_order(len(rows), 42)
     walked = order[: max(order.index(r) for r in seen) + 1]
     assert counts == {"invalid": sum(1 for i in walked if i < 40)} and counts["invalid"] > 0
     assert "mnli_matched/train: dropped" in caplog.text and "(invalid)" in caplog.text

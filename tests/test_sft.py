@@ -52,6 +52,17 @@ def _trainer(cfg: SFTRunConfig, model_dir: Path):
                                            processing_class=tok), data, tok
 
 
+def _trl_tokenize(cfg: SFTRunConfig, tok, example: dict[str, str]) -> list[int]:
+    """The token ids TRL's SFTTrainer trains on for one prompt-completion example."""
+    import datasets
+
+    model = sft_train.load_model(cfg, sft_hub.resolve_revision(str(cfg.model), None))
+    trainer = sft_train._make_trainer_class()(
+        model=model, args=sft_train.build_sft_config(cfg, cfg.output_dir),
+        train_dataset=datasets.Dataset.from_list([example]), processing_class=tok)
+    return trainer.train_dataset[0]["input_ids"]
+
+
 # ----------------------------------------------------------------------------- data
 @pytest.mark.parametrize("task", sorted(FINETUNE_TASKS))
 def test_training_prompt_is_the_lm_eval_prompt(task: str, tiny_model_dir: Path) -> None:
@@ -64,7 +75,7 @@ def test_training_prompt_is_the_lm_eval_prompt(task: str, tiny_model_dir: Path) 
     data = build_training_data(cfg, _tokenizer(tiny_model_dir))
     docs = load_training_docs(cfg.train_set, n=5, seed=42)
     name = f"amuro_{cfg.train_set}_default"
-    lm_task = TaskManager(include_path=include_path()).load_task_or_group([name])[name]
+    lm_task = TaskManager(include_path=include_path()).load([name])["tasks"][name]
     assert len(data.train) == 5
     for doc, example in zip(docs, data.train, strict=True):
         assert example["prompt"] == lm_task.doc_to_text(doc)
@@ -144,6 +155,25 @@ def test_long_documents_are_truncated_not_their_summary(tiny_model_dir: Path) ->
     assert n <= 64 and example["prompt"].endswith("### Summary:")
 
 
+def test_truncation_leaves_room_for_a_bos_token(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A Llama-style tokenizer adds BOS when TRL tokenizes: the fitted example, as TRL tokenizes
+    it (BOS + prompt + completion + EOS), still fits max_length, so no summary token is cut."""
+    from transformers import AutoTokenizer
+
+    from amuro_sft.data import fit_example
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir, add_bos_token=True)
+    assert tok("a")["input_ids"][0] == tok.bos_token_id
+    doc = {"document": "The council met on Monday. " * 200, "target": "The council met."}
+    for max_length in (48, 64, 96):
+        example, cut = fit_example("summarization", "default", doc, tok, max_length=max_length)
+        cfg = SFTRunConfig(model=str(tiny_model_dir), task="xsum", output_dir=tmp_path / "x",
+                           max_length=max_length, use_cpu=True, disable_tqdm=True)
+        trl_ids = _trl_tokenize(cfg, tok, example)
+        assert cut and len(trl_ids) <= max_length
+        assert tok.decode(trl_ids).endswith("The council met." + tok.eos_token)
+
+
 def test_loss_mask_covers_only_completion_tokens(tiny_model_dir: Path, tmp_path: Path) -> None:
     cfg = _cfg(tiny_model_dir, tmp_path / "c", task="socialiqa", num_train_examples=8)
     trainer, data, tok = _trainer(cfg, tiny_model_dir)
@@ -172,6 +202,24 @@ def test_tulu_loss_is_on_assistant_turns_only(tiny_model_dir: Path, tmp_path: Pa
                    if m["role"] == "assistant"]
         assert tok.decode(trained) == "".join(replies)
     assert "{% generation %}" in tok.chat_template
+
+
+def test_tulu_sample_fraction_reads_only_the_rows_it_needs(
+        tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amuro_sft import data as sft_data
+
+    seen: list[int] = []
+    real = sft_data.fit_conversation
+    monkeypatch.setattr(sft_data, "fit_conversation",
+                        lambda *a, **kw: seen.append(1) or real(*a, **kw))
+    n_rows = len(sft_data.load_tulu_rows("fixtures"))  # 48 synthetic conversations
+    cfg = SFTRunConfig(model=str(tiny_model_dir), task="tulu", output_dir="x",
+                       sample_fraction=0.25, num_train_examples=None, val_examples=2)
+    data = build_training_data(cfg, _tokenizer(tiny_model_dir, tulu=True))
+    assert len(data.train) == round(0.25 * n_rows) == 12 and len(data.validation) == 2
+    assert len(seen) == 14  # every row fits: nothing past the sample was tokenized
+    again = build_training_data(cfg, _tokenizer(tiny_model_dir, tulu=True))
+    assert again.sample_hash == data.sample_hash
 
 
 def test_tuned_and_plain_paths_compute_the_same_loss(tiny_model_dir: Path,
@@ -265,6 +313,32 @@ def test_revision_resolution_without_a_hub(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.slow
+def test_dataset_commit_is_resolved_for_the_record_without_a_hub(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from amuro_sft.data import dataset_commit
+
+    asked = []
+
+    def info(self, repo_id, revision=None, **kw):
+        asked.append((repo_id, revision))
+        return SimpleNamespace(sha="c0ffee" * 6 + "abcd")
+
+    monkeypatch.setattr(HfApi, "dataset_info", info)
+    assert dataset_commit("EdinburghNLP/xsum", "refs/convert/parquet", "hub") == \
+        "c0ffee" * 6 + "abcd"
+    assert dataset_commit("nyu-mll/glue", None, "hub") and asked[-1] == ("nyu-mll/glue", "main")
+    assert dataset_commit("nyu-mll/glue", None, "fixtures") is None and len(asked) == 2
+
+    def offline(self, *a, **kw):
+        raise OfflineModeIsEnabled("offline")
+
+    monkeypatch.setattr(HfApi, "dataset_info", offline)
+    assert dataset_commit("nyu-mll/glue", None, "hub") is None  # recorded as unknown, no crash
+
+
 def test_hub_model_is_loaded_at_the_resolved_commit(tiny_model_dir: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import huggingface_hub
@@ -320,6 +394,8 @@ def test_cli_trains_and_lm_eval_scores_the_output(tiny_model_dir: Path, tmp_path
                 "sft_config"):
         assert key in record, key
     assert record["data"]["num_train_examples"] == 16 and len(record["data"]["sample_hash"]) == 64
+    assert record["data"]["invalid_rows"] == 0 and record["data"]["source"] == "fixtures"
+    assert record["data"]["dataset_commit"] is None  # local data: no Hub commit to pin
     hp = record["hyperparameters"]
     assert (hp["learning_rate"], hp["effective_batch_size"], hp["warmup_ratio"]) == \
         (1e-4, 8, 0.03)
