@@ -515,3 +515,34 @@ def test_lr_sweep_picks_lowest_validation_loss(tiny_model_dir: Path, tmp_path: P
     assert best.name == f"lr{min(losses, key=losses.get):g}"
     rec = json.loads((best / RECORD_NAME).read_text())
     assert rec["data"]["num_validation_examples"] == 8
+
+
+@pytest.mark.slow
+def test_lr_sweep_under_two_process_ddp_matches_one_process(tiny_model_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2` (gloo DDP on CPU): every rank finishes the sweep (no rank
+    reads a record before rank 0 has written it), the effective batch stays 8 (2 x 2 x 2), and
+    the losses are those of one process on the same data."""
+    args = ["--model", str(tiny_model_dir), "--task", "paws", "--lr", "1e-3", "1e-5",
+            "--num-train-examples", "16", "--val-examples", "4", "--max-steps", "3",
+            "--save-steps", "2", "--per-device-batch-size", "2", "--cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", "29517", "-m", "amuro_sft.cli", *args, "--output-dir",
+         str(tmp_path / "ddp")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert sft_cli.main([*args, "--output-dir", str(tmp_path / "one")]) == 0
+    for lr in ("0.001", "1e-05"):
+        rec = {k: json.loads((tmp_path / k / f"lr{lr}" / RECORD_NAME).read_text())
+               for k in ("ddp", "one")}
+        hp = rec["ddp"]["hyperparameters"]
+        assert (hp["world_size"], hp["gradient_accumulation_steps"]) == (2, 2)
+        assert rec["one"]["hyperparameters"]["gradient_accumulation_steps"] == 4
+        assert rec["ddp"]["data"]["sample_hash"] == rec["one"]["data"]["sample_hash"]
+        for loss in ("final_train_loss", "eval_loss"):
+            assert rec["ddp"]["losses"][loss] == pytest.approx(rec["one"]["losses"][loss],
+                                                               rel=1e-4)
+    sweeps = [json.loads((tmp_path / k / "amuro_sweep.json").read_text()) for k in ("ddp", "one")]
+    assert sweeps[0]["best"]["learning_rate"] == sweeps[1]["best"]["learning_rate"] == 1e-3
