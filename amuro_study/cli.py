@@ -260,9 +260,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     if args.paper:
+        from amuro_study.paper_results import default_results_dir
         from amuro_study.report import paper_report
 
-        print(f"report: {paper_report(Path(args.paper))}")
+        results = Path(args.results) if args.results else default_results_dir()
+        if not (results / "all_perf_table.csv").is_file():
+            raise StudyConfigError(
+                f"--paper: the authors' released results (all_perf_table.csv, "
+                f"official_eval_table.csv) are not in {results}; pass --results DIR or set "
+                "AMURO_PAPER_RESULTS")
+        print(f"report: {paper_report(Path(args.paper), results)}")
         return 0
     if not args.config:
         raise StudyConfigError("<command line>: give CONFIG.yaml or --paper OUT")
@@ -311,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="override the config's output_dir")
     p.add_argument("--out", help="report folder (default: <output_dir>/report)")
     p.add_argument("--paper", metavar="OUT", help="report of the paper's released results")
+    p.add_argument("--results", metavar="DIR",
+                   help="with --paper: folder of the released CSVs (default: $AMURO_PAPER_RESULTS "
+                        "or shared/paper/results next to the repository)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="the offline demo: amuro study run examples/demo.yaml")

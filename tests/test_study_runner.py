@@ -220,7 +220,12 @@ def test_plan_json_lists_units_and_cost(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_report_paper_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["study", "report", "--paper", str(tmp_path / "paper")]) == 0
+    results = Path(__file__).resolve().parent / "data" / "paper_results"
+    assert main(["study", "report", "--paper", str(tmp_path / "paper"),
+                 "--results", str(results)]) == 0
     assert f"report: {tmp_path / 'paper' / 'report.md'}" in capsys.readouterr().out
     assert (tmp_path / "paper" / "tables" / "performance.csv").is_file()
     assert main(["study", "report"]) == 2
+    assert main(["study", "report", "--paper", str(tmp_path / "p2"),
+                 "--results", str(tmp_path)]) == 2
+    assert f"are not in {tmp_path}; pass --results DIR" in capsys.readouterr().err
