@@ -152,7 +152,7 @@ def test_cli_exit_status_and_failure_report(tmp_path: Path, fake: FakeBodies,
 
 
 def test_slurm_executor_runs_the_same_units(tmp_path: Path, fake: FakeBodies) -> None:
-    pytest.importorskip("submitit")
+    """submitit's 'debug' cluster runs the submitted jobs in-process: no SLURM needed."""
     plan = make_plan(tmp_path)
     executor = SlurmExecutor(tmp_path / "slurm", cluster="debug", poll_s=0.01)
     summary = run_study(plan, executor)
