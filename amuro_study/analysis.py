@@ -74,6 +74,7 @@ def select(
     formats: Sequence[str] | None = ("default",),
     learning_rates: Mapping[str, float] | None = None,
     eval_sets: Iterable[str] | None = None,
+    primary_metric: bool = True,
 ) -> pd.DataFrame:
     """Rows with the given shots and formats (``None`` = any), one per run.
 
@@ -81,8 +82,14 @@ def select(
     (the paper selected one per task). Rows that differ only by ``seed`` are averaged (value: mean;
     stderr: root-sum-square / k). Two learning rates or epoch counts for one fine-tune on one
     cell, or any other duplicate, raise ``ValueError`` (pass ``learning_rates``).
+    ``primary_metric`` keeps one metric per eval set: where a set reports both ``acc`` and
+    ``acc_norm`` (lm-eval's multiple-choice tasks), ``acc_norm`` is dropped, so that no set
+    counts twice in a group mean or the dichotomy.
     """
     out = df
+    if primary_metric and "metric" in out.columns:
+        with_acc = set(out.loc[out["metric"] == "acc", "eval_set"])
+        out = out[~((out["metric"] == "acc_norm") & out["eval_set"].isin(with_acc))]
     if shots is not None:
         out = out[out["shots"].astype("Int64") == shots]
     if formats is not None:
@@ -287,7 +294,9 @@ def group_changes_by_checkpoint(
                 "slope_per_100k": slope,
             })
             prev = (float(step), mean)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["group", "step", "checkpoint", "mean_raw_change",
+                                       "mean_change_ratio", "std_raw_change", "n_pairs",
+                                       "n_expected", "slope_per_100k"])
 
 
 def table5(df: pd.DataFrame, release_quirks: bool = True) -> pd.DataFrame:
@@ -298,6 +307,9 @@ def table5(df: pd.DataFrame, release_quirks: bool = True) -> pd.DataFrame:
     :data:`FINETUNING_GROUP`.
     """
     g = group_changes_by_checkpoint(df, table5_groups(release_quirks))
+    if g.empty:  # no fine-tuned result yet
+        return pd.DataFrame(columns=[PRETRAINING_GROUP, FINETUNING_GROUP],
+                            index=pd.Index([], name="checkpoint"))
     wide = g.pivot(index=["step", "checkpoint"], columns="group", values="mean_raw_change")
     wide = wide.reset_index(level="step", drop=True)
     wide.columns.name = None
@@ -379,18 +391,22 @@ def ood_change(
         ch = paired_changes(df, pairs)
         if ch.empty:
             continue
-        r = ch["change_ratio"].dropna().to_numpy()
-        ci = bootstrap_mean_ci(r, n_resamples=n_resamples, confidence=confidence, seed=seed)
+        r = ch["change_ratio"].dropna().to_numpy()  # cells with a base score of 0 have none
+        ci = bootstrap_mean_ci(r, n_resamples=n_resamples, confidence=confidence, seed=seed) \
+            if len(r) else Interval(math.nan, math.nan, math.nan, math.nan, 0, confidence)
         defective: list[str] = []
         if "defect" in ch.columns:
             defective = sorted(ch.loc[ch["defect"].notna(), "eval_set"].unique())
         rows.append({
             "finetune": task, "ood_sets": ",".join(s for s, _ in pairs),
-            "mean_change_ratio": float(r.mean()), "mean_raw_change": float(ch["raw_change"].mean()),
+            "mean_change_ratio": float(r.mean()) if len(r) else math.nan,
+            "mean_raw_change": float(ch["raw_change"].mean()),
             "n_cells": len(ch), "ci_low": ci.low, "ci_high": ci.high,
             "defective_sets": ",".join(defective),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["finetune", "ood_sets", "mean_change_ratio",
+                                       "mean_raw_change", "n_cells", "ci_low", "ci_high",
+                                       "defective_sets"])
 
 
 # ============================================================================ formats

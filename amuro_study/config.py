@@ -275,11 +275,15 @@ def _parse_revisions(value: Any) -> tuple[RevisionSpec, ...]:
             rev = _str(item["revision"], f"{key}.revision")
             step = item.get("step")
             step = revision_step(rev) if step is None else _int(step, f"{key}.step", 0)
-            out.append(RevisionSpec(rev, step))
         elif isinstance(item, str) and item.strip():
-            out.append(RevisionSpec(item, revision_step(item)))
+            rev, step = item, revision_step(item)
         else:
             raise _err(key, f"must be a revision name (string) or a mapping, got {item!r}")
+        if step is None:  # every analysis orders and plots checkpoints by step
+            raise _err(key, f"revision {rev!r} has no step in its name; give one: "
+                            f"{{revision: {rev}, step: N}} (the paper takes OLMo-1B's main as "
+                            "step 750000)")
+        out.append(RevisionSpec(rev, step))
     _unique([r.revision for r in out], "revisions")
     return tuple(out)
 
@@ -339,12 +343,18 @@ def _parse_finetune(value: Any) -> FinetuneSpec:
             key = f"finetune.learning_rates.{task}"
             raw = lrs_raw.get(task)
             items = [None] if raw is None else (raw if isinstance(raw, list) else [raw])
+            if not items:
+                raise _err(key, "an empty list would plan no fine-tune for this task; give "
+                                "learning rates, or null for the paper's")
             lrs[task] = tuple(
                 None if v is None else _float(v, f"{key}[{i}]") for i, v in enumerate(items)
             )
             _unique(lrs[task], key)
     else:
         items = _list(lrs_raw, "finetune.learning_rates")
+        if not items and tasks:
+            raise _err("finetune.learning_rates", "an empty list would plan no fine-tune; give "
+                                                  "learning rates, or null for the paper's")
         values = tuple(_float(v, f"finetune.learning_rates[{i}]") for i, v in enumerate(items))
         _unique(values, "finetune.learning_rates")
         lrs = {t: values for t in tasks}
@@ -424,14 +434,19 @@ def _parse_eval(value: Any, finetune: FinetuneSpec) -> EvalSpec:
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, (int, float)):
             raise _err("eval.limit", f"must be a number of examples or a fraction, got {limit!r}")
-        if isinstance(limit, float) and not 0 < limit <= 1:
-            raise _err("eval.limit", f"a fractional limit must be in (0, 1], got {limit}")
+        if isinstance(limit, float) and not 0 < limit < 1:
+            # lm-eval reads a float >= 1.0 as a count (1.0 = one example), not as "all"
+            raise _err("eval.limit", f"a fractional limit must be in (0, 1) (null scores every "
+                                     f"example), got {limit}")
         if isinstance(limit, int) and limit < 1:
             raise _err("eval.limit", f"must be >= 1, got {limit}")
     scoring = _choice(data.get("scoring", "choice"), "eval.scoring", SCORING_MODES)
     return EvalSpec(tuple(sets), shots, limit, scoring)
 
 
+_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+_BATCH = re.compile(r"recommended|auto(:[1-9]\d*)?")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
 _SLURM_KEYS = ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "extra")
 _BACKEND_KEYS = ("eval", "device", "batch_size", "dtype", "num_gpus", "per_device_batch_size",
                  "executor", "workers", "slurm", "trust_remote_code")
@@ -445,14 +460,22 @@ def _parse_backend(value: Any) -> BackendSpec:
         kwargs["eval"] = _choice(data["eval"], "backend.eval", EVAL_BACKENDS)
     if "executor" in data:
         kwargs["executor"] = _choice(data["executor"], "backend.executor", EXECUTORS)
-    for name in ("device", "dtype"):
-        if name in data:
-            kwargs[name] = _str(data[name], f"backend.{name}")
+    if "device" in data:
+        device = _str(data["device"], "backend.device")
+        if not _DEVICE.fullmatch(device):
+            raise _err("backend.device", f"must be cpu, cuda, cuda:N or mps, got {device!r}")
+        kwargs["device"] = device
+    if "dtype" in data:
+        kwargs["dtype"] = _choice(data["dtype"], "backend.dtype", DTYPES)
     if "batch_size" in data:
         bs = data["batch_size"]
-        kwargs["batch_size"] = (bs if isinstance(bs, str) and (bs.startswith("auto")
-                                                               or bs == "recommended")
-                                else _int(bs, "backend.batch_size", 1))
+        if isinstance(bs, str):
+            if not _BATCH.fullmatch(bs):
+                raise _err("backend.batch_size", "must be a positive integer, 'recommended', "
+                                                 f"'auto' or 'auto:N', got {bs!r}")
+            kwargs["batch_size"] = bs
+        else:
+            kwargs["batch_size"] = _int(bs, "backend.batch_size", 1)
     for name in ("num_gpus", "per_device_batch_size", "workers"):
         if name in data:
             kwargs[name] = _int(data[name], f"backend.{name}", 1)
@@ -468,7 +491,8 @@ def _parse_backend(value: Any) -> BackendSpec:
             slurm["partition"] = _str(raw["partition"], "backend.slurm.partition")
         for name in ("timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb"):
             if name in raw:
-                slurm[name] = _int(raw[name], f"backend.slurm.{name}", 0)
+                slurm[name] = _int(raw[name], f"backend.slurm.{name}",
+                                   0 if name == "gpus_per_node" else 1)
         if "extra" in raw:
             slurm["extra"] = dict(_mapping(raw["extra"], "backend.slurm.extra"))
         kwargs["slurm"] = SlurmSpec(**slurm)
@@ -531,6 +555,11 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
     finetune = _parse_finetune(data.get("finetune"))
     evaluation = _parse_eval(data.get("eval"), finetune)
     backend = _parse_backend(data.get("backend"))
+    if finetune.tasks and finetune.effective_batch_size % backend.num_gpus:
+        raise _err("backend.num_gpus",
+                   f"finetune.effective_batch_size {finetune.effective_batch_size} is not a "
+                   f"multiple of backend.num_gpus {backend.num_gpus} (one process per GPU): "
+                   "every fine-tune would fail")
     if backend.eval == "vllm" and backend.device == "cpu":
         raise _err("backend.eval", "vllm needs a GPU device (backend.device: cuda)")
     return StudyConfig(

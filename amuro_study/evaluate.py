@@ -149,7 +149,11 @@ def evaluate_unit(
 
     import amuro_tasks
 
-    metadata = {"amuro_data": unit.data, "amuro_scoring": unit.scoring}
+    metadata: dict[str, Any] = {"amuro_data": unit.data, "amuro_scoring": unit.scoring}
+    # lm-eval copies model_args into the task metadata only when it builds the TaskManager
+    # itself; first_token scoring reads the tokenizer from there
+    metadata |= {k: v for k, v in backend.model_args(pretrained, revision).items()
+                 if k in ("pretrained", "revision", "trust_remote_code")}
     out = lm_eval.simple_evaluate(
         model=backend.name, model_args=backend.model_args(pretrained, revision),
         tasks=[t.task_name for t in unit.tasks], num_fewshot=unit.shots, limit=unit.limit,

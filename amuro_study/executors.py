@@ -16,12 +16,13 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from amuro_study.config import SlurmSpec
 from amuro_study.plan import Plan
-from amuro_study.runner import FAILED, UnitOutcome, execute_unit
+from amuro_study.runner import FAILED, UnitOutcome, execute_unit, store_of
 
 
 class LocalExecutor:
@@ -43,18 +44,37 @@ class LocalExecutor:
                 on_done(outcome)
             return outcomes
         context = multiprocessing.get_context("spawn")
+        broken: list[str] = []
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
             futures = {pool.submit(execute_unit, plan, uid): uid for uid in uids}
             for future in as_completed(futures):
                 uid = futures[future]
                 try:
                     outcome = future.result()
-                except Exception as err:  # the worker process itself died
-                    outcome = UnitOutcome(uid, FAILED, plan.units()[uid].describe(),
-                                          error=f"worker died: {type(err).__name__}: {err}")
+                except BrokenProcessPool:  # a worker died (OOM killer, signal): pool is gone
+                    broken.append(uid)
+                    continue
                 outcomes.append(outcome)
                 on_done(outcome)
+        # One dead worker breaks every unit still in the pool. Re-run those one per fresh
+        # process, so that only the unit that kills its process fails (with an error.json).
+        for uid in broken:
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as alone:
+                try:
+                    outcome = alone.submit(execute_unit, plan, uid).result()
+                except BrokenProcessPool as err:
+                    outcome = _died(plan, uid, f"its worker process died ({err}); killed by "
+                                               "the OOM killer or a signal?")
+            outcomes.append(outcome)
+            on_done(outcome)
         return outcomes
+
+
+def _died(plan: Plan, uid: str, why: str) -> UnitOutcome:
+    """A unit whose process died: recorded as a failure (error.json) from this process."""
+    description = plan.units()[uid].describe()
+    store_of(plan).write_error(uid, RuntimeError(why), description)
+    return UnitOutcome(uid, FAILED, description, error=why)
 
 
 def _import_submitit() -> Any:
@@ -114,9 +134,8 @@ class SlurmExecutor:
             try:
                 outcome = job.result()
             except Exception as err:  # killed by SLURM (time, memory), node failure, ...
-                outcome = UnitOutcome(uid, FAILED, plan.units()[uid].describe(),
-                                      error=f"job {job.job_id} failed: {type(err).__name__}: "
-                                            f"{str(err)[-2000:]}")
+                outcome = _died(plan, uid, f"job {job.job_id} failed: {type(err).__name__}: "
+                                           f"{str(err)[-2000:]}")
             outcomes.append(outcome)
             on_done(outcome)
         return outcomes

@@ -137,6 +137,9 @@ class EvalUnit:
     scoring: str
     data: str
     backend: str
+    dtype: str = "auto"
+    """Part of the identity: scores differ by precision (batch size and device are not; the
+    batch size is tested not to change scores)."""
     kind: str = field(default="eval", init=False)
 
     @property
@@ -273,7 +276,7 @@ def build_plan(config: StudyConfig, *, refs: list[str] | None = None) -> Plan:
 
     def evals(ckpt: Checkpoint, finetune: FinetuneUnit | None) -> list[EvalUnit]:
         return [EvalUnit(ckpt, finetune, tasks, shots, ev.limit, ev.scoring, config.data,
-                         config.backend.eval) for shots in ev.shots]
+                         config.backend.eval, config.backend.dtype) for shots in ev.shots]
 
     base_evals = [u for c in checkpoints for u in evals(c, None)] if tasks else []
     finetuned_evals = [u for f in finetunes for u in evals(f.base, f)] if tasks else []
@@ -288,6 +291,10 @@ HUB_SET_SIZES: dict[str, int] = {
     "mnli_matched": 9815, "mnli_mismatched": 9832, "rte": 277, "gpt3nli": 29936,
     "paws": 8000, "qqp": 40430, "stsb": 1500, "xsum": 11334, "xlsum": 11535, "cnn": 11490,
     "socialiqa": 1954, "sciq": 1000, "tweetqa": 1086,
+    # instruction-tuning suite (dataset cards: ARC test, OBQA test, HellaSwag/BoolQ validation,
+    # SciQ test; LLMBar Natural 100, Adversarial Neighbor+GPTInst+GPTOut+Manual 134+92+47+46)
+    "arc_easy": 2376, "arc_challenge": 1172, "openbookqa": 500, "hellaswag": 10042,
+    "boolq": 3270, "sciq_mc": 1000, "llmbar_natural": 100, "llmbar_adversarial": 319,
 }
 
 
@@ -330,6 +337,10 @@ class CostEstimate:
     finetune_steps: int
     measured_seconds: dict[str, float]
     estimated_seconds: float | None
+    unknown_sets: tuple[str, ...] = ()
+    """Eval sets whose size is not known here (not counted in ``scored_examples``)."""
+    unsized_finetunes: int = 0
+    """Fine-tunes on a whole training split (``num_train_examples: null``): steps not counted."""
 
     def lines(self) -> list[str]:
         """Human-readable lines for ``amuro study plan``."""
@@ -337,8 +348,12 @@ class CostEstimate:
                f"to do: {', '.join(f'{k} {v}' for k, v in self.pending.items())}",
                f"model loads for evaluation: {self.model_loads}",
                f"scored examples: {self.scored_examples:,} "
-               f"(of which generation, 60 new tokens max: {self.generated_examples:,})",
-               f"fine-tuning optimizer steps: {self.finetune_steps:,}"]
+               f"(of which generation, 60 new tokens max: {self.generated_examples:,})"
+               + (f" + sets of unknown size: {', '.join(self.unknown_sets)}"
+                  if self.unknown_sets else ""),
+               f"fine-tuning optimizer steps: {self.finetune_steps:,}"
+               + (f" + {self.unsized_finetunes} fine-tune(s) on a whole training split "
+                  "(size unknown until loaded)" if self.unsized_finetunes else "")]
         if self.measured_seconds:
             per = ", ".join(f"{k} {v:.1f}s/unit" for k, v in self.measured_seconds.items())
             out.append(f"measured here so far: {per}")
@@ -365,21 +380,27 @@ def estimate_cost(plan: Plan, done: set[str] | None = None,
         pending[stage] = sum(1 for u in members if u.uid not in done)
     evals = [*plan.base_evals, *plan.finetuned_evals]
     scored = generated = 0
+    unknown: set[str] = set()
     for unit in evals:
         for task in unit.tasks:
-            n = _limited(_set_size(task.eval_set, unit.data), unit.limit) or 0
+            size = _set_size(task.eval_set, unit.data)
+            if size is None:
+                unknown.add(task.eval_set)
+            n = _limited(size, unit.limit) or 0
             scored += n
-            if not get_spec(task.eval_set).is_classification:
+            if get_spec(task.eval_set).metric == "rougeL":  # generate_until
                 generated += n
-    steps = 0
+    steps = unsized = 0
     for ft in plan.finetunes:
         if ft.max_steps > 0:
             steps += ft.max_steps
+        elif ft.num_train_examples is None:
+            unsized += 1
         else:
-            n = ft.num_train_examples or 0
-            steps += int(math.ceil(n / ft.effective_batch_size * ft.epochs))
+            steps += int(math.ceil(ft.num_train_examples / ft.effective_batch_size * ft.epochs))
     measured = {k: sum(v) / len(v) for k, v in (durations or {}).items() if v}
     estimated: float | None = None
     if measured and all(pending[s] == 0 or s in measured for s in pending):
         estimated = sum(pending[s] * measured.get(s, 0.0) for s in pending)
-    return CostEstimate(units, pending, len(evals), scored, generated, steps, measured, estimated)
+    return CostEstimate(units, pending, len(evals), scored, generated, steps, measured, estimated,
+                        tuple(sorted(unknown)), unsized)

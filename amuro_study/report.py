@@ -99,13 +99,16 @@ def gain_cis(df: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> pd.
     ch = an.paired_changes(df, pairs)
     if ch.empty:
         return ch
+    keys = [c for c in an._CELL if c in ch.columns]  # the cell: set, format, shots, metric, ckpt
     paths = an._keyed(df, an._CELL + ["finetune"])
-    paths = paths.assign(finetune=paths["finetune"].replace("", None))
+    cells = an._keyed(ch, keys)
     lo, hi = [], []
-    for row in ch.itertuples(index=False):
-        sel = (paths["eval_set"] == row.eval_set) & (paths["step"] == int(row.step))
-        b = paths[sel & paths["finetune"].isna()]["samples_path"].tolist()
-        t = paths[sel & (paths["finetune"] == row.finetune)]["samples_path"].tolist()
+    for row, cell in zip(ch.itertuples(index=False), cells.itertuples(index=False), strict=True):
+        sel = np.ones(len(paths), dtype=bool)
+        for k in keys:
+            sel &= (paths[k] == getattr(cell, k)).to_numpy()
+        b = paths[sel & (paths["finetune"] == "").to_numpy()]["samples_path"].tolist()
+        t = paths[sel & (paths["finetune"] == row.finetune).to_numpy()]["samples_path"].tolist()
         if b and t and b[0] and t[0] and os.path.isfile(b[0]) and os.path.isfile(t[0]):
             m = _METRIC_OF_SAMPLES.get(row.metric, row.metric)
             ci = an.bootstrap_diff_from_samples(an.read_lm_eval_samples(b[0], m),

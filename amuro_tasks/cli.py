@@ -29,8 +29,11 @@ def with_include_path(argv: list[str]) -> list[str]:
     return argv + ["--include_path", include_path()]
 
 
-def _has(argv: list[str], option: str) -> bool:
-    return any(a == option or a.startswith(option + "=") for a in argv)
+def _has(argv: list[str], option: str, short: str | None = None) -> bool:
+    """Whether ``option`` (or its one-letter ``short`` form: ``-b 8``, ``-b8``) is given."""
+    return any(a == option or a.startswith(option + "=")
+               or (short is not None and a.startswith(short) and not a.startswith("--"))
+               for a in argv)
 
 
 def with_recommended_settings(argv: list[str]) -> list[str]:
@@ -41,6 +44,8 @@ def with_recommended_settings(argv: list[str]) -> list[str]:
     """
     if argv and argv[0] in ("ls", "validate"):
         return list(argv)
+    if _has(argv, "--config", "-C"):  # a config file may set device and batch size itself,
+        return list(argv)             # and lm-eval lets the command line override it
     from amuro_tasks.settings import recommended_eval_kwargs
 
     argv = list(argv)
@@ -50,7 +55,7 @@ def with_recommended_settings(argv: list[str]) -> list[str]:
         argv += ["--device", "cuda" if torch.cuda.is_available() else "cpu"]
     device = argv[argv.index("--device") + 1] if "--device" in argv else next(
         a.split("=", 1)[1] for a in argv if a.startswith("--device="))
-    if not _has(argv, "--batch_size"):
+    if not _has(argv, "--batch_size", "-b"):
         for key, value in recommended_eval_kwargs(device).items():
             if not _has(argv, f"--{key}"):
                 argv += [f"--{key}", str(value)]

@@ -18,8 +18,10 @@ Formats:
 * ``instruct`` wraps the same inputs in a human-readable instruction, as the paper's Table 3;
 * ``io`` is the raw input only, as the paper's Table 3.
 
-All three formats carry the same information (no format lists the options the others do not),
-so format comparisons are not confounded with content.
+No format lists answer options the others do not, so format comparisons are not confounded
+with the options shown. One exception in content: HellaSwag's ``io`` is the raw context only,
+without the activity label that ``default`` and ``instruct`` prefix (otherwise ``io`` would
+equal ``default``).
 """
 
 from __future__ import annotations

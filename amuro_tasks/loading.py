@@ -117,7 +117,11 @@ def iter_docs(
     try:
         for index, row in pairs:
             where = f"{spec.name}/{split} row {index}"
-            if any(_is_empty(row.get(col)) for col in spec.skip_if_empty):
+            for col in spec.skip_if_empty:
+                if col not in row:
+                    raise AmuroDataError(f"{where}: missing field {col!r} (fields: "
+                                         f"{sorted(row)}; source {spec.path})")
+            if any(_is_empty(row[col]) for col in spec.skip_if_empty):
                 dropped["documented empty field"] = dropped.get("documented empty field", 0) + 1
                 continue
             try:

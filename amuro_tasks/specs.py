@@ -52,10 +52,13 @@ class DatasetSpec:
     metric: str = "acc"
     notes: str = ""
     skip_if_empty: tuple[str, ...] = field(default_factory=tuple)
+    """Raw columns *documented* as sometimes empty; such rows are dropped (and counted). A row
+    that lacks the column altogether is still an error (a wrong mirror, not a known defect)."""
     fewshot_max_words: dict[str, int] | None = field(default=None, hash=False)
-    """Doc fields capped (in words) for rows to be eligible as shots, so that 4 shots and the
-    scored input fit a 2048-token window (long articles are still scored, never cut)."""
-    """Raw columns *documented* as sometimes empty; such rows are dropped (and counted)."""
+    """Doc fields capped (in words) for rows to be eligible as shots, so that 4 shots and a
+    typical scored input fit a 2048-token window. The scored input itself is never shortened by
+    amuro; when shots + input exceed the model's window, lm-eval drops tokens from the *left* of
+    the context (the first shot goes first), as for every upstream task."""
     hub_data_files: str | None = None
     """Hub only: glob of one split's files on ``revision`` (``{config}``, ``{split}`` filled in),
     for parquet conversions whose custom split names ``datasets`` cannot infer (LLMBar)."""
@@ -242,7 +245,11 @@ for _spec in (
                 _summary("article", "highlights"), metric="rougeL",
                 fewshot_max_words={"document": 150},
                 notes="Shots are drawn from articles of at most 150 words (CNN articles average "
-                      "~700): four shots and the scored article then fit a 2048-token window."),
+                      "~700). Four such shots with their highlights take roughly 1,000 tokens, "
+                      "so in a 2048-token window a scored article of more than ~750 words makes "
+                      "lm-eval cut the context from the left (first shot first); the article is "
+                      "cut only when it alone exceeds the window. Not measured on the real split "
+                      "here (no hub)."),
     DatasetSpec("socialiqa", "qgen", "lighteval/siqa", None, "validation", _socialiqa,
                 metric="rougeL",
                 notes="Context + gold answer -> question. allenai/social_i_qa is script-only; "

@@ -263,3 +263,39 @@ def test_dichotomy_with_too_few_checkpoints_is_empty_but_well_formed(tiny) -> No
     detected = an.detect_dichotomy(two)
     assert detected.empty and list(detected.columns) == an.DICHOTOMY_COLUMNS
     assert an.compare_dichotomy(detected).empty
+
+
+def test_select_keeps_one_metric_per_set() -> None:
+    """lm-eval's multiple-choice tasks report acc and acc_norm: a set must count once."""
+    records = (_series("arc_easy", [0.4, 0.5, 0.6]) + _series("arc_easy", [0.3, 0.4, 0.5],
+                                                              metric="acc_norm")
+               + _series("xsum", [0.1, 0.2, 0.3], metric="rougeL"))
+    df = an.select(to_frame(records))
+    assert sorted(set(zip(df["eval_set"], df["metric"], strict=True))) == [
+        ("arc_easy", "acc"), ("xsum", "rougeL")]
+    every = an.select(to_frame(records), primary_metric=False)
+    assert set(every["metric"]) == {"acc", "acc_norm", "rougeL"}
+    only_norm = an.select(to_frame(_series("hellaswag", [0.3, 0.4, 0.5], metric="acc_norm")))
+    assert set(only_norm["metric"]) == {"acc_norm"}  # nothing else to prefer
+
+
+def test_analyses_before_any_fine_tune_has_finished(tmp_path) -> None:
+    """A study's report mid-way (or a base-only study): empty tables, no crash."""
+    from amuro_study.report import build_report
+
+    df = to_frame(_series("mnli_matched", [0.3, 0.31, 0.32]) + _series("xsum", [0.1, 0.1, 0.1],
+                                                                        metric="rougeL"))
+    assert an.table5(an.select(df)).empty
+    assert an.group_changes_by_checkpoint(an.select(df), an.table5_groups()).empty
+    report = build_report(df, tmp_path / "rep")
+    assert report.is_file() and "mnli_matched" in report.read_text()
+
+
+def test_ood_change_when_every_base_score_is_zero() -> None:
+    """A change ratio needs a non-zero base: no cells -> NaN, not an exception."""
+    df = to_frame(_series("cnn", [0.0, 0.0, 0.0], metric="rougeL")
+                  + _series("cnn", [0.1, 0.2, 0.1], "xsum", metric="rougeL"))
+    ood = an.ood_change(an.select(df))
+    row = ood.set_index("finetune").loc["xsum"]
+    assert math.isnan(row["mean_change_ratio"]) and math.isnan(row["ci_low"])
+    assert row["mean_raw_change"] == pytest.approx(0.4 / 3) and row["n_cells"] == 3

@@ -57,3 +57,10 @@ def test_amuro_eval_adds_recommended_settings_unless_given() -> None:
     mine = with_recommended_settings(["--device=cuda:1", "--batch_size", "4"])
     assert mine == ["--device=cuda:1", "--batch_size", "4"]
     assert with_recommended_settings(["ls", "tasks"]) == ["ls", "tasks"]
+    # lm-eval's short form counts as given; a --config file keeps its own settings
+    assert with_recommended_settings(["--device", "cpu", "-b", "8"]) == ["--device", "cpu",
+                                                                        "-b", "8"]
+    assert with_recommended_settings(["--device", "cpu", "-b8"]) == ["--device", "cpu", "-b8"]
+    assert with_recommended_settings(["run", "--config", "c.yaml"]) == ["run", "--config",
+                                                                        "c.yaml"]
+    assert with_recommended_settings(["run", "-C", "c.yaml"]) == ["run", "-C", "c.yaml"]

@@ -110,6 +110,10 @@ def test_xsum_rows_with_an_empty_document_are_dropped_and_logged(tmp_path: Path,
         docs = load_docs("xsum", LoadOptions(source=source))
     assert docs["eval"]["row_index"] == [0, 2]
     assert "xsum/test: dropped 1 rows (documented empty field)" in caplog.text
+    renamed = [{"text": "d", "summary": "s", "id": "1"}]  # a wrong mirror: no 'document'
+    source = _mirror(tmp_path / "r", "xsum", {"test": renamed, "train": good})
+    with pytest.raises(AmuroDataError, match=r"xsum/test row 0: missing field 'document'"):
+        load_docs("xsum", LoadOptions(source=source))
     bad = [{"document": "d", "summary": "  ", "id": "1"}]  # an empty summary is still an error
     source = _mirror(tmp_path / "b", "xsum", {"test": bad, "train": good})
     with pytest.raises(AmuroDataError, match=r"xsum/test row 0: field 'summary' is empty"):

@@ -17,7 +17,7 @@ DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
 HUB = {
     "output_dir": "runs/x",
     "model": "allenai/OLMo-1B-hf",
-    "revisions": ["step1000-tokens4B", "main"],
+    "revisions": ["step1000-tokens4B", {"revision": "main", "step": 750000}],
     "finetune": {"tasks": ["mnli", "xsum"]},
     "eval": {"sets": ["mnli_matched", {"name": "xsum", "formats": ["default", "io"]}],
              "formats": ["default", "instruct"], "shots": [0, 4]},
@@ -69,9 +69,9 @@ def test_grid_identity_and_dependencies() -> None:
     # the paper's learning rates fill in when none is given
     assert {f.task: f.learning_rate for f in plan.finetunes} == {"mnli": 2e-6, "xsum": 2e-7}
     assert {f.epochs for f in plan.finetunes} == {3.0}
-    # revision steps come from the Hub's branch scheme; main has none
+    # revision steps come from the Hub's branch scheme; main's is given in the config
     assert [(c.revision, c.step) for c in plan.checkpoints] == [("step1000-tokens4B", 1000),
-                                                                 ("main", None)]
+                                                                 ("main", 750000)]
 
 
 def test_unit_ids_are_stable_and_independent_of_output_dir() -> None:
@@ -94,8 +94,18 @@ def test_eval_sets_auto_covers_id_ood_and_cross_task() -> None:
     ("finetune.tasks", ["mnli", "mnlii"], "finetune.tasks[1]"),
     ("revisions", [], "revisions"),
     ("revisions", "main", "revisions"),
-    ("revisions", ["main", "main"], "revisions[1]"),
-    ("revisions", ["main", 7], "revisions[1]"),
+    ("revisions", ["step1", "step1"], "revisions[1]"),
+    ("revisions", ["step1", 7], "revisions[1]"),
+    ("revisions", ["step1", "main"], "revisions[1]"),  # no step in its name, none given
+    ("revisions", [{"revision": "1a2b3c"}], "revisions[0]"),
+    ("finetune.learning_rates", {"mnli": []}, "finetune.learning_rates.mnli"),
+    ("finetune.learning_rates", [], "finetune.learning_rates"),
+    ("eval.limit", 1.0, "eval.limit"),  # lm-eval reads 1.0 as one example
+    ("backend.device", "gpux", "backend.device"),
+    ("backend.dtype", "float99", "backend.dtype"),
+    ("backend.batch_size", "autoxyz", "backend.batch_size"),
+    ("backend.num_gpus", 3, "backend.num_gpus"),  # 8 examples per step over 3 processes
+    ("backend.slurm", {"timeout_min": 0}, "backend.slurm.timeout_min"),
     ("revisions", KeyError, "revisions"),
     ("model", KeyError, "model"),
     ("output_dir", KeyError, "output_dir"),
@@ -103,6 +113,7 @@ def test_eval_sets_auto_covers_id_ood_and_cross_task() -> None:
     ("eval.formats", ["default", "chat"], "eval.formats[1]"),
     ("eval.shots", [-1], "eval.shots[0]"),
     ("eval.limit", 0, "eval.limit"),
+    ("eval.limit", 1.5, "eval.limit"),
     ("eval.colour", "red", "eval.colour"),
     ("finetune.learning_rates", {"mnli": [2e-6], "paws": [1e-5]}, "finetune.learning_rates.paws"),
     ("finetune.learning_rates", [0.0], "finetune.learning_rates[0]"),
@@ -168,7 +179,7 @@ def test_steps_are_resolved_with_list_repo_refs(monkeypatch: pytest.MonkeyPatch)
 def test_local_model_revisions_are_checked(tmp_path: Path) -> None:
     (tmp_path / "ckpt-a").mkdir()
     cfg = with_(HUB, "model", str(tmp_path))
-    cfg["revisions"] = ["ckpt-a", {"revision": "ckpt-b", "step": 5}]
+    cfg["revisions"] = [{"revision": "ckpt-a", "step": 1}, {"revision": "ckpt-b", "step": 5}]
     with pytest.raises(StudyConfigError, match=r"^revisions\[1\]: no checkpoint directory"):
         parse_config(cfg)
     (tmp_path / "ckpt-b").mkdir()
@@ -191,3 +202,26 @@ def test_cost_estimate_counts(tmp_path: Path) -> None:
     timed = estimate_cost(plan, durations={"base-eval": [2.0], "finetune": [10.0],
                                            "finetuned-eval": [3.0]})
     assert timed.estimated_seconds == pytest.approx(4 * 2.0 + 4 * 10.0 + 8 * 3.0)
+
+
+def test_evaluation_precision_is_part_of_a_units_identity() -> None:
+    """Results scored in bf16 are never reused for a float32 study (batch size may change:
+    it does not change scores)."""
+    a = build_plan(parse_config(HUB))
+    b = build_plan(parse_config(with_(HUB, "backend", {"dtype": "float32"})))
+    c = build_plan(parse_config(with_(HUB, "backend", {"batch_size": 32})))
+    evals = [{u.uid for u in p.base_evals} for p in (a, b, c)]
+    assert evals[0].isdisjoint(evals[1]) and evals[0] == evals[2]
+
+
+def test_cost_estimate_counts_the_instruction_suite_and_says_what_it_cannot() -> None:
+    from amuro_study.plan import estimate_cost
+
+    cfg = with_(HUB, "eval", {"sets": ["arc_easy", "hellaswag", "xsum"], "shots": [4]})
+    cost = estimate_cost(build_plan(parse_config(cfg)))
+    # 2 base + 4 fine-tuned evaluations x (ARC-Easy test 2,376 + HellaSwag val 10,042 + XSum 11,334)
+    assert cost.scored_examples == 6 * (2376 + 10042 + 11334)
+    assert cost.generated_examples == 6 * 11334 and not cost.unknown_sets
+    whole = with_(cfg, "finetune", {"tasks": ["mnli"], "num_train_examples": None})
+    cost = estimate_cost(build_plan(parse_config(whole)))
+    assert cost.unsized_finetunes == 2 and "size unknown" in "\n".join(cost.lines())

@@ -220,3 +220,37 @@ def test_multi_process_finetune_goes_through_accelerate_launch(
     assert result["sft_options"]["per_device_batch_size"] == 4  # 2 processes x 4 = 8
     run = json.loads((plan.finetuned_model_dir(unit) / "amuro_run.json").read_text())
     assert run["hardware"]["world_size"] == 2
+
+
+def test_study_evaluation_with_the_papers_first_token_scoring(tiny_model_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """eval.scoring: first_token through lm-eval's Python API (the study's path): the tasks
+    get the model's tokenizer from the task manager's metadata, and the unit scores exactly
+    what the lm_eval command line scores with --metadata '{"amuro_scoring": "first_token"}'."""
+    from amuro_study.evaluate import EvalBackend, evaluate_unit
+    from amuro_study.plan import Checkpoint, EvalTask, EvalUnit
+
+    unit = EvalUnit(Checkpoint(str(tiny_model_dir), None, 0), None,
+                    (EvalTask("rte", "default"), EvalTask("mnli_matched", "default")), 4, 6,
+                    "first_token", "fixtures", "hf", "float32")
+    records, _ = evaluate_unit(unit, str(tiny_model_dir), None, tmp_path / "unit",
+                               EvalBackend(dtype="float32", batch_size=4))
+    got = {r.eval_set: r.value for r in records if r.metric == "acc"}
+    cli = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args",
+         f"pretrained={tiny_model_dir},dtype=float32", "--tasks",
+         "amuro_rte_default,amuro_mnli_matched_default", "--limit", "6", "--device", "cpu",
+         "--batch_size", "4", "--include_path", _include_path(),
+         "--metadata", json.dumps({"amuro_scoring": "first_token", "amuro_data": "fixtures"}),
+         "--output_path", str(tmp_path / "cli")],
+        capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    out = json.loads(next((tmp_path / "cli").rglob("results_*.json")).read_text())
+    assert got == {s: out["results"][f"amuro_{s}_default"]["acc,none"]
+                   for s in ("rte", "mnli_matched")}
+
+
+def _include_path() -> str:
+    import amuro_tasks
+
+    return amuro_tasks.include_path()

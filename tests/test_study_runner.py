@@ -229,3 +229,33 @@ def test_report_paper_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert main(["study", "report", "--paper", str(tmp_path / "p2"),
                  "--results", str(tmp_path)]) == 2
     assert f"are not in {tmp_path}; pass --results DIR" in capsys.readouterr().err
+
+
+def _die_on_one_unit(plan: Plan, uid: str) -> runner.UnitOutcome:
+    """Runs in a spawned worker: the unit named by $AMURO_TEST_KILLER dies like an OOM kill."""
+    import os
+    import time
+
+    if uid == os.environ["AMURO_TEST_KILLER"]:
+        os._exit(137)
+    time.sleep(0.3)
+    return runner.UnitOutcome(uid, DONE, "fine")
+
+
+def test_a_worker_killed_mid_stage_fails_only_its_own_unit(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead worker breaks every unit still queued in the process pool; those are re-run one
+    per process, so the other units finish and only the killer fails, with an error.json."""
+    plan = make_plan(tmp_path)
+    uids = [u.uid for u in plan.base_evals] + [u.uid for u in plan.finetunes]
+    assert len(uids) >= 4
+    monkeypatch.setenv("AMURO_TEST_KILLER", uids[0])
+    monkeypatch.setattr("amuro_study.executors.execute_unit", _die_on_one_unit)
+    seen: list[runner.UnitOutcome] = []
+    outcomes = LocalExecutor(workers=2).map(plan, uids, seen.append)
+    status = {o.uid: o.status for o in outcomes}
+    assert sorted(status) == sorted(uids) and [o.uid for o in seen] == [o.uid for o in outcomes]
+    assert status[uids[0]] == FAILED
+    assert all(status[u] == DONE for u in uids[1:])
+    error = ResultStore(plan.output_dir).read_error(uids[0])
+    assert error is not None and "worker process died" in error["error"]
