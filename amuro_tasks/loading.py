@@ -13,6 +13,7 @@ Loading is memoised per process, so the three prompt formats of a set share one 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -217,14 +218,12 @@ def _single_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Do
     if len(raw_eval) == 0:
         raise AmuroDataError(f"{spec.name}/{spec.eval_split}: the split is empty")
     if spec.fewshot_split is not None:
-        raw_pool = load_raw_split(spec, spec.fewshot_split, options.source)
-        pool = _take(
-            iter_docs(spec, spec.fewshot_split, raw_pool,
-                      shuffled_order(len(raw_pool), options.fewshot_seed), "skip",
-                      spec.fewshot_max_words),
-            options.fewshot_pool_size,
-        )
         eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, None, options.on_invalid))
+        raw_pool = load_raw_split(spec, spec.fewshot_split, options.source)
+        candidates = iter_docs(spec, spec.fewshot_split, raw_pool,
+                               shuffled_order(len(raw_pool), options.fewshot_seed), "skip",
+                               spec.fewshot_max_words)
+        pool = _take(_unlike(candidates, eval_docs, spec), options.fewshot_pool_size)
     else:
         order = shuffled_order(len(raw_eval), options.fewshot_seed)
         pool = _take(iter_docs(spec, spec.eval_split, raw_eval, order, "skip",
@@ -233,6 +232,31 @@ def _single_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Do
         kept = [i for i in range(len(raw_eval)) if i not in held_out]
         eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, kept, options.on_invalid))
     return eval_docs, pool
+
+
+_NOT_INPUT = frozenset({"row_index", "source_split", "label", "target"})
+
+
+def _input_key(doc: Doc) -> str:
+    return json.dumps({k: v for k, v in doc.items() if k not in _NOT_INPUT}, sort_keys=True,
+                      default=str)
+
+
+def _unlike(candidates: Iterator[Doc], scored: list[Doc], spec: DatasetSpec) -> Iterator[Doc]:
+    """Shot candidates whose input is not also a scored document's (train/test duplicates,
+    e.g. QQP's repeated questions, would show the model a scored item with its answer)."""
+    seen = {_input_key(doc) for doc in scored}
+    skipped = 0
+    try:
+        for doc in candidates:
+            if _input_key(doc) in seen:
+                skipped += 1
+                continue
+            yield doc
+    finally:
+        if skipped:
+            log.warning("%s/%s: %d shot candidates skipped (same input as a scored document)",
+                        spec.name, spec.fewshot_split, skipped)
 
 
 def _multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Doc], list[Doc]]:

@@ -26,7 +26,7 @@ def _glue_mnli(label: object, premise: object = "A man sleeps.", **extra: object
     return {"premise": premise, "hypothesis": "A man rests.", "label": label, "idx": 0, **extra}
 
 
-GOOD_MNLI = [_glue_mnli(i % 3) for i in range(8)]
+GOOD_MNLI = [_glue_mnli(i % 3, premise=f"A man sleeps in room {i}.") for i in range(8)]
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in SPECS.items() if s.family in
@@ -271,3 +271,16 @@ def test_rows_dropped_before_an_early_stop_are_logged(tmp_path: Path, caplog) ->
     walked = order[: max(order.index(r) for r in seen) + 1]
     assert counts == {"invalid": sum(1 for i in walked if i < 40)} and counts["invalid"] > 0
     assert "mnli_matched/train: dropped" in caplog.text and "(invalid)" in caplog.text
+
+
+def test_a_training_row_with_a_scored_input_is_never_a_shot(tmp_path: Path, caplog) -> None:
+    """Train/test duplicates (QQP repeats questions) would show the scored item with its answer."""
+    scored = [_glue_mnli(0, premise="The scored premise."), GOOD_MNLI[1]]
+    train = [_glue_mnli(2, premise="The scored premise.")] * 3 + GOOD_MNLI[2:]
+    source = _mirror(tmp_path, "mnli_matched", {"validation_matched": scored, "train": train})
+    with caplog.at_level("WARNING", logger="amuro"):
+        docs = load_docs("mnli_matched", LoadOptions(source=source, fewshot_pool_size=8))
+    assert "The scored premise." not in {d["premise"] for d in docs["fewshot"]}
+    assert GOOD_MNLI[1]["premise"] not in {d["premise"] for d in docs["fewshot"]}
+    assert len(docs["fewshot"]) == 6  # GOOD_MNLI[2:], all distinct from the scored inputs
+    assert "3 shot candidates skipped (same input as a scored document)" in caplog.text
