@@ -205,7 +205,8 @@ def test_multi_process_finetune_goes_through_accelerate_launch(
     from amuro_study.runner import DONE, execute_unit
 
     config = parse_config({
-        "output_dir": str(tmp_path / "out"), "model": str(tiny_model_dir), "revisions": ["main"],
+        "output_dir": str(tmp_path / "out"), "model": str(tiny_model_dir),
+        "revisions": [{"revision": "main", "step": 0}],
         "data": "fixtures", "offline": True,
         "finetune": {"tasks": ["mnli"], "learning_rates": [0.001], "num_train_examples": 16,
                      "max_steps": 2, "max_length": 256},
