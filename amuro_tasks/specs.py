@@ -245,11 +245,11 @@ for _spec in (
                 _summary("article", "highlights"), metric="rougeL",
                 fewshot_max_words={"document": 150},
                 notes="Shots are drawn from articles of at most 150 words (CNN articles average "
-                      "~700). Four such shots with their highlights take roughly 1,000 tokens, "
-                      "so in a 2048-token window a scored article of more than ~750 words makes "
-                      "lm-eval cut the context from the left (first shot first); the article is "
-                      "cut only when it alone exceeds the window. Not measured on the real split "
-                      "here (no hub)."),
+                      "~700). By a words-to-tokens estimate (~1.3 tokens a word), four such "
+                      "shots with their highlights take ~1,000 tokens, so in a 2048-token window "
+                      "a scored article over ~750 words makes lm-eval cut the context from the "
+                      "left (first shot first); the article is cut only when it alone exceeds "
+                      "the window. Not measured on the real split here (no hub)."),
     DatasetSpec("socialiqa", "qgen", "lighteval/siqa", None, "validation", _socialiqa,
                 metric="rougeL",
                 notes="Context + gold answer -> question. allenai/social_i_qa is script-only; "
