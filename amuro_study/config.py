@@ -45,7 +45,11 @@ from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
 from amuro_tasks.prompts import FORMATS
 from amuro_tasks.specs import SPECS
-from amuro_tasks.suite import FINETUNE_TASKS
+from amuro_tasks.suite import FINETUNE_TASKS, INSTRUCT_SUITE
+
+TULU = "tulu"
+"""Instruction tuning on TULU-v2 (``amuro-sft --task tulu``), the paper's second arm."""
+STUDY_FINETUNE_TASKS: tuple[str, ...] = (*FINETUNE_TASKS, TULU)
 
 EVAL_BACKENDS = ("hf", "vllm")
 EXECUTORS = ("local", "slurm")
@@ -326,9 +330,9 @@ def _parse_finetune(value: Any) -> FinetuneSpec:
     _check_keys(data, _FINETUNE_KEYS, "finetune")
     tasks = tuple(_list(data.get("tasks", []), "finetune.tasks", allow_empty=True))
     for i, task in enumerate(tasks):
-        if task not in FINETUNE_TASKS:
-            raise _err(f"finetune.tasks[{i}]",
-                       f"unknown fine-tuning task {task!r}; known: {', '.join(FINETUNE_TASKS)}")
+        if task not in STUDY_FINETUNE_TASKS:
+            raise _err(f"finetune.tasks[{i}]", f"unknown fine-tuning task {task!r}; known: "
+                                               f"{', '.join(STUDY_FINETUNE_TASKS)}")
     _unique(tasks, "finetune.tasks")
     lrs_raw = data.get("learning_rates")
     lrs: dict[str, tuple[float | None, ...]] = {}
@@ -363,6 +367,10 @@ def _parse_finetune(value: Any) -> FinetuneSpec:
         kwargs["seed"] = _int(data["seed"], "finetune.seed", 0)
     if "format" in data:
         kwargs["format"] = _choice(data["format"], "finetune.format", FORMATS)
+        if TULU in tasks and kwargs["format"] != "default":
+            raise _err("finetune.format", "task 'tulu' is conversational (chat template): "
+                                          "only the default format applies; run other formats "
+                                          "in a separate study")
     if "num_train_examples" in data and data["num_train_examples"] is not None:
         kwargs["num_train_examples"] = _int(data["num_train_examples"],
                                             "finetune.num_train_examples", 1)
@@ -392,8 +400,12 @@ def auto_eval_sets(tasks: Sequence[str]) -> list[str]:
     the other tasks' sets (the paper's cross-task evaluation)."""
     out: list[str] = []
     for task in tasks:
-        spec = FINETUNE_TASKS[task]
-        for name in (*spec.id_sets, *spec.ood_sets):
+        if task == TULU:  # instruction tuning is scored on the OLMo evaluation suite (§3.3)
+            names: tuple[str, ...] = INSTRUCT_SUITE
+        else:
+            spec = FINETUNE_TASKS[task]
+            names = (*spec.id_sets, *spec.ood_sets)
+        for name in names:
             if name not in out:
                 out.append(name)
     return out

@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 
 from amuro_study import analysis as an  # noqa: E402
 from amuro_study.records import atomic_write_bytes, atomic_write_text  # noqa: E402
+from amuro_tasks.suite import INSTRUCT_SUITE  # noqa: E402
 
 OOD_LABELS = {"mnli": "NLI", "paws": "Paraphrase", "xsum": "Summary", "socialiqa": "Question gen."}
 _METRIC_OF_SAMPLES = {"rougeL": "rougeL", "acc": "acc"}
@@ -96,6 +97,7 @@ def gain_cis(df: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> pd.
     """Gain of each fine-tune on its in-domain sets per checkpoint, with a paired bootstrap CI
     where both the base and the fine-tuned row have per-sample files."""
     pairs = [(s, t.name) for t in an.FINETUNE_TASKS.values() for s in t.id_sets]
+    pairs += [(s, an.INSTRUCTION_TUNING) for s in INSTRUCT_SUITE]  # TULU's "in-domain" suite
     ch = an.paired_changes(df, pairs)
     if ch.empty:
         return ch

@@ -225,3 +225,15 @@ def test_cost_estimate_counts_the_instruction_suite_and_says_what_it_cannot() ->
     whole = with_(cfg, "finetune", {"tasks": ["mnli"], "num_train_examples": None})
     cost = estimate_cost(build_plan(parse_config(whole)))
     assert cost.unsized_finetunes == 2 and "size unknown" in "\n".join(cost.lines())
+
+
+def test_instruction_tuning_is_a_study_task() -> None:
+    """finetune.tasks: [tulu] plans TULU fine-tunes with the paper's recipe (lr 2e-6, 5 epochs)
+    and, with eval.sets auto, scores them on the OLMo evaluation suite (§3.3)."""
+    cfg = with_(with_(HUB, "finetune", {"tasks": ["tulu"]}), "eval", {"sets": "auto"})
+    plan = build_plan(parse_config(cfg))
+    assert {(f.task, f.learning_rate, f.epochs) for f in plan.finetunes} == {("tulu", 2e-6, 5.0)}
+    assert [t.eval_set for t in plan.base_evals[0].tasks] == [
+        "arc_easy", "arc_challenge", "openbookqa", "hellaswag", "boolq", "sciq_mc"]
+    with pytest.raises(StudyConfigError, match=r"^finetune.format: task 'tulu'"):
+        parse_config(with_(cfg, "finetune", {"tasks": ["tulu"], "format": "io"}))

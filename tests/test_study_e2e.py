@@ -255,3 +255,38 @@ def _include_path() -> str:
     import amuro_tasks
 
     return amuro_tasks.include_path()
+
+
+def test_instruction_tuning_arm_gives_the_pretraining_group_of_table5(tiny_model_dir: Path,
+                                                                       tmp_path: Path) -> None:
+    """A study with finetune.tasks: [tulu]: a real TULU fine-tune (fixtures), base and tuned
+    scores on ARC-Easy and BoolQ, and Table 5's two columns computed from them by hand."""
+    from amuro_study import analysis as an
+    from amuro_study.config import parse_config
+    from amuro_study.executors import LocalExecutor
+    from amuro_study.records import to_frame
+    from amuro_study.runner import collect_records, run_study
+
+    config = parse_config({
+        "output_dir": str(tmp_path / "out"), "model": str(tiny_model_dir),
+        "revisions": [{"revision": "main", "step": 0}], "data": "fixtures", "offline": True,
+        "finetune": {"tasks": ["tulu"], "learning_rates": [0.001], "num_train_examples": 16,
+                     "max_steps": 2, "max_length": 512},
+        "eval": {"sets": ["arc_easy", "boolq"], "limit": 4},
+        "backend": {"dtype": "float32"},
+    })
+    plan = build_plan(config)
+    summary = run_study(plan, LocalExecutor())
+    assert summary.ok, [o.error for o in summary.outcomes if o.error]
+    df = to_frame(collect_records(plan))
+    acc = {(r.eval_set, r.finetune): r.value for r in df.itertuples() if r.metric == "acc"}
+    assert set(acc) == {("arc_easy", None), ("boolq", None), ("arc_easy", "tulu"),
+                        ("boolq", "tulu")}
+    t5 = an.table5(an.select(df), release_quirks=False)
+    assert t5.loc["main", an.PRETRAINING_GROUP] == pytest.approx(
+        acc["arc_easy", "tulu"] - acc["arc_easy", None])
+    assert t5.loc["main", an.FINETUNING_GROUP] == pytest.approx(
+        acc["boolq", "tulu"] - acc["boolq", None])
+    run = json.loads((plan.finetuned_model_dir(plan.finetunes[0]) / "amuro_run.json").read_text())
+    assert run["task"] == "tulu" and run["global_steps"] == 2
+    assert run["hyperparameters"]["assistant_only_loss"] is True
