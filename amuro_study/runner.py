@@ -199,7 +199,7 @@ def execute_unit(plan: Plan, uid: str) -> UnitOutcome:
         try:
             with unit_log(plan.unit_dir(uid) / LOG):
                 payload = _BODIES[unit.kind](plan, unit)
-        except Exception as err:  # recorded, and the study goes on
+        except (Exception, SystemExit) as err:  # recorded (a library's sys.exit too), go on
             store.write_error(uid, err, unit.describe())
             return UnitOutcome(uid, FAILED, unit.describe(), time.perf_counter() - start,
                                f"{type(err).__name__}: {err}")

@@ -38,11 +38,14 @@ class FakeBodies:
     def __init__(self, fail: set[str] | None = None) -> None:
         self.calls: list[str] = []
         self.fail = fail or set()
+        self.exit: set[str] = set()
 
     def finetune(self, plan: Plan, unit: FinetuneUnit) -> dict[str, Any]:
         self.calls.append(unit.uid)
         if unit.task in self.fail:
             raise RuntimeError(f"loss exploded on {unit.task}")
+        if unit.task in self.exit:
+            raise SystemExit(f"a library called sys.exit on {unit.task}")
         return {"model_dir": "model"}
 
     def evaluate(self, plan: Plan, unit: EvalUnit) -> dict[str, Any]:
@@ -110,6 +113,18 @@ def test_half_done_unit_is_cleared_and_redone(tmp_path: Path, fake: FakeBodies) 
     assert not (folder / "samples").exists() and not list(folder.glob("*.tmp"))
     assert execute_unit(plan, unit.uid).status == SKIPPED
     assert fake.calls == [unit.uid]
+
+
+def test_a_library_calling_sys_exit_fails_its_unit_not_the_study(tmp_path: Path,
+                                                                   fake: FakeBodies) -> None:
+    fake.exit = {"mnli"}
+    plan = make_plan(tmp_path)
+    summary = run_study(plan, LocalExecutor())
+    failed = summary.by_status(FAILED)
+    assert failed and all("mnli" in o.description for o in failed)
+    assert len(summary.by_status(DONE)) + len(summary.by_status(BLOCKED)) + len(failed) == 10
+    error = ResultStore(plan.output_dir).read_error(failed[0].uid)
+    assert "SystemExit: a library called sys.exit on mnli" in error["error"]
 
 
 def test_failed_unit_is_recorded_and_study_goes_on(tmp_path: Path, fake: FakeBodies) -> None:
