@@ -54,6 +54,8 @@ class LocalExecutor:
                 except BrokenProcessPool:  # a worker died (OOM killer, signal): pool is gone
                     broken.append(uid)
                     continue
+                except Exception as err:  # e.g. the outcome could not be sent back
+                    outcome = _died(plan, uid, f"worker error: {type(err).__name__}: {err}")
                 outcomes.append(outcome)
                 on_done(outcome)
         # One dead worker breaks every unit still in the pool. Re-run those one per fresh
