@@ -88,18 +88,22 @@ def _added_special_tokens(tokenizer) -> int:
 
 
 def fit_example(
-    family: str, fmt: str, doc: Mapping[str, Any], tokenizer, max_length: int
+    family: str, fmt: str, doc: Mapping[str, Any], tokenizer, max_length: int,
+    added_tokens: int | None = None,
 ) -> tuple[dict[str, str] | None, bool]:
     """Render ``doc``; truncate its long input field until the sequence TRL trains on fits:
     special tokens the tokenizer adds (BOS), prompt, completion and the EOS TRL appends.
 
     Returns ``(example, truncated)``; ``example`` is ``None`` when even an empty field won't fit.
+    ``added_tokens``: :func:`_added_special_tokens` of ``tokenizer``, when the caller has it.
     """
     example = render_example(family, fmt, doc)
     name = TRUNCATE_FIELD[family]
     doc = dict(doc)
     truncated = False
-    specials = _added_special_tokens(tokenizer) + 1  # + TRL's EOS
+    if added_tokens is None:
+        added_tokens = _added_special_tokens(tokenizer)
+    specials = added_tokens + 1  # + TRL's EOS
     for _ in range(8):
         excess = _n_tokens(tokenizer, example["prompt"] + example["completion"]) + specials \
             - max_length
@@ -127,8 +131,10 @@ def _task_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
     examples: list[dict[str, str]] = []
     ids: list[Any] = []
     truncated = dropped = 0
+    added = _added_special_tokens(tokenizer)
     for doc in docs:
-        example, was_cut = fit_example(spec.family, cfg.format, doc, tokenizer, cfg.max_length)
+        example, was_cut = fit_example(spec.family, cfg.format, doc, tokenizer, cfg.max_length,
+                                       added)
         truncated += was_cut
         if example is None:
             dropped += 1

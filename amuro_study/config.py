@@ -32,6 +32,7 @@ Schema (see ``examples/demo.yaml`` and ``docs/study.md``)::
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,11 @@ import yaml
 from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
 from amuro_tasks.prompts import FORMATS
+from amuro_tasks.settings import (
+    GPU_MAX_BATCH_SIZE,
+    recommended_eval_kwargs,
+    recommended_model_args,
+)
 from amuro_tasks.specs import SPECS
 from amuro_tasks.suite import FINETUNE_TASKS, INSTRUCT_SUITE
 
@@ -157,6 +163,28 @@ class BackendSpec:
     """Local executor: units run at once (separate processes when > 1)."""
     slurm: SlurmSpec = field(default_factory=SlurmSpec)
     trust_remote_code: bool = False
+
+    def model_args(self, pretrained: str, revision: str | None) -> dict[str, Any]:
+        """lm-eval ``model_args`` (a dict: paths with commas stay intact)."""
+        args: dict[str, Any] = {"pretrained": pretrained, "dtype": self.dtype}
+        if revision is not None:
+            args["revision"] = revision
+        if self.trust_remote_code:
+            args["trust_remote_code"] = True
+        if self.eval == "vllm":
+            if importlib.util.find_spec("vllm") is None:
+                raise RuntimeError("backend.eval is 'vllm' but vllm is not installed "
+                                   "(pip install 'amuro[vllm]')")
+            args["tensor_parallel_size"] = self.num_gpus
+        return args | recommended_model_args(self.eval)
+
+    def batch_kwargs(self) -> dict[str, Any]:
+        """lm-eval batching arguments: the device's recommended ones, or what the config says."""
+        if self.batch_size == "recommended":
+            return recommended_eval_kwargs(self.device)
+        if str(self.batch_size).startswith("auto"):
+            return {"batch_size": self.batch_size, "max_batch_size": GPU_MAX_BATCH_SIZE}
+        return {"batch_size": self.batch_size}
 
 
 @dataclass(frozen=True)

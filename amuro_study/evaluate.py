@@ -8,21 +8,15 @@ per-sample logs written as ``samples/<task>.jsonl`` next to the unit's result.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amuro_study.config import BackendSpec
 from amuro_study.plan import EvalUnit
 from amuro_study.records import ResultRecord, atomic_write_text
-from amuro_tasks.settings import (
-    GPU_MAX_BATCH_SIZE,
-    recommended_eval_kwargs,
-    recommended_model_args,
-)
 
 SAMPLES_DIR = "samples"
 
@@ -49,41 +43,6 @@ def checkpoint_commit(pretrained: str, revision: str | None) -> str | None:
         return HfApi().model_info(pretrained, revision=revision).sha
     except Exception:  # no network / private: lm-eval's own model_sha is the fallback
         return None
-
-
-@dataclass(frozen=True)
-class EvalBackend:
-    """How lm-eval runs: ``hf`` or ``vllm``, device, batch size, dtype, GPUs."""
-
-    name: str = "hf"
-    device: str = "cpu"
-    batch_size: int | str = "recommended"
-    """``recommended`` (per device, :mod:`amuro_tasks.settings`), ``auto[:N]`` or a fixed size."""
-    dtype: str = "auto"
-    num_gpus: int = 1
-    trust_remote_code: bool = False
-
-    def model_args(self, pretrained: str, revision: str | None) -> dict[str, Any]:
-        """lm-eval ``model_args`` (a dict: paths with commas stay intact)."""
-        args: dict[str, Any] = {"pretrained": pretrained, "dtype": self.dtype}
-        if revision is not None:
-            args["revision"] = revision
-        if self.trust_remote_code:
-            args["trust_remote_code"] = True
-        if self.name == "vllm":
-            if importlib.util.find_spec("vllm") is None:
-                raise RuntimeError("backend.eval is 'vllm' but vllm is not installed "
-                                   "(pip install 'amuro[vllm]')")
-            args["tensor_parallel_size"] = self.num_gpus
-        return args | recommended_model_args(self.name)
-
-    def batch_kwargs(self) -> dict[str, Any]:
-        """lm-eval batching arguments: the device's recommended ones, or what the config says."""
-        if self.batch_size == "recommended":
-            return recommended_eval_kwargs(self.device)
-        if str(self.batch_size).startswith("auto"):
-            return {"batch_size": self.batch_size, "max_batch_size": GPU_MAX_BATCH_SIZE}
-        return {"batch_size": self.batch_size}
 
 
 def _number(value: Any) -> float | None:
@@ -138,7 +97,7 @@ def results_to_records(
 
 def evaluate_unit(
     unit: EvalUnit, pretrained: str, revision: str | None, unit_dir: Path,
-    backend: EvalBackend, *, commit: str | None = None,
+    backend: BackendSpec, *, commit: str | None = None,
 ) -> tuple[list[ResultRecord], dict[str, Any]]:
     """Run lm-eval for ``unit`` on the model at ``pretrained`` (@ ``revision``).
 
@@ -155,9 +114,9 @@ def evaluate_unit(
     metadata |= {k: v for k, v in backend.model_args(pretrained, revision).items()
                  if k in ("pretrained", "revision", "trust_remote_code")}
     out = lm_eval.simple_evaluate(
-        model=backend.name, model_args=backend.model_args(pretrained, revision),
+        model=backend.eval, model_args=backend.model_args(pretrained, revision),
         tasks=[t.task_name for t in unit.tasks], num_fewshot=unit.shots, limit=unit.limit,
-        device=backend.device if backend.name == "hf" else None, **backend.batch_kwargs(),
+        device=backend.device if backend.eval == "hf" else None, **backend.batch_kwargs(),
         log_samples=True,
         # amuro tasks only: indexing lm-eval's ~thousands of built-in YAMLs costs ~9 s a call
         task_manager=amuro_tasks.task_manager(metadata=metadata, include_defaults=False),

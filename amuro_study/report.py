@@ -15,6 +15,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -75,22 +76,29 @@ def _slug(name: str) -> str:
 
 
 # ============================================================================ CIs from samples
+def _with_cis(frame: pd.DataFrame, intervals: list[an.Interval | None]) -> pd.DataFrame:
+    """``frame`` with ``ci_low`` / ``ci_high`` from ``intervals`` (NaN where ``None``)."""
+    frame["ci_low"] = [math.nan if ci is None else ci.low for ci in intervals]
+    frame["ci_high"] = [math.nan if ci is None else ci.high for ci in intervals]
+    return frame
+
+
+def _samples(path: Any, metric: str) -> dict[Any, float] | None:
+    """Per-document scores of an lm-eval samples file, or ``None`` if there is none."""
+    if not path or not os.path.isfile(str(path)):
+        return None
+    return an.read_lm_eval_samples(str(path), _METRIC_OF_SAMPLES.get(metric, metric))
+
+
 def add_sample_cis(df: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Copy of ``df`` with ``ci_low`` / ``ci_high`` (95% bootstrap of the per-sample mean) for
     rows whose ``samples_path`` exists; NaN elsewhere."""
-    out = df.copy()
-    lo, hi = [], []
-    for path, metric in zip(out["samples_path"], out["metric"], strict=True):
-        if path and os.path.isfile(str(path)):
-            scores = an.read_lm_eval_samples(str(path), _METRIC_OF_SAMPLES.get(metric, metric))
-            ci = an.bootstrap_mean_ci(list(scores.values()), n_resamples=n_resamples, seed=seed)
-            lo.append(ci.low)
-            hi.append(ci.high)
-        else:
-            lo.append(math.nan)
-            hi.append(math.nan)
-    out["ci_low"], out["ci_high"] = lo, hi
-    return out
+    intervals = []
+    for path, metric in zip(df["samples_path"], df["metric"], strict=True):
+        scores = _samples(path, metric)
+        intervals.append(None if scores is None else an.bootstrap_mean_ci(
+            list(scores.values()), n_resamples=n_resamples, seed=seed))
+    return _with_cis(df.copy(), intervals)
 
 
 def gain_cis(df: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -101,28 +109,20 @@ def gain_cis(df: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> pd.
     ch = an.paired_changes(df, pairs)
     if ch.empty:
         return ch
-    keys = [c for c in an._CELL if c in ch.columns]  # the cell: set, format, shots, metric, ckpt
-    paths = an._keyed(df, an._CELL + ["finetune"])
-    cells = an._keyed(ch, keys)
-    lo, hi = [], []
-    for row, cell in zip(ch.itertuples(index=False), cells.itertuples(index=False), strict=True):
-        sel = np.ones(len(paths), dtype=bool)
-        for k in keys:
-            sel &= (paths[k] == getattr(cell, k)).to_numpy()
-        b = paths[sel & (paths["finetune"] == "").to_numpy()]["samples_path"].tolist()
-        t = paths[sel & (paths["finetune"] == row.finetune).to_numpy()]["samples_path"].tolist()
-        if b and t and b[0] and t[0] and os.path.isfile(b[0]) and os.path.isfile(t[0]):
-            m = _METRIC_OF_SAMPLES.get(row.metric, row.metric)
-            ci = an.bootstrap_diff_from_samples(an.read_lm_eval_samples(b[0], m),
-                                                an.read_lm_eval_samples(t[0], m),
-                                                n_resamples=n_resamples, seed=seed)
-            lo.append(ci.low)
-            hi.append(ci.high)
-        else:
-            lo.append(math.nan)
-            hi.append(math.nan)
-    ch["ci_low"], ch["ci_high"] = lo, hi
-    return ch
+    # each change's base and fine-tuned samples files, joined on the whole cell
+    keys = [c for c in an._CELL if c in ch.columns]
+    files = an._keyed(df, [*keys, "finetune"])[[*keys, "finetune", "samples_path"]]
+    base = files[files["finetune"] == ""].drop(columns="finetune")
+    joined = (an._keyed(ch, keys)[[*keys, "finetune"]]
+              .merge(base, on=keys, how="left")
+              .merge(files, on=[*keys, "finetune"], how="left", suffixes=("_base", "_tuned")))
+    intervals = []
+    for row in joined.itertuples(index=False):
+        b = _samples(row.samples_path_base, row.metric)
+        t = _samples(row.samples_path_tuned, row.metric)
+        intervals.append(None if b is None or t is None else an.bootstrap_diff_from_samples(
+            b, t, n_resamples=n_resamples, seed=seed))
+    return _with_cis(ch, intervals)
 
 
 # ============================================================================ plots

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from amuro_study.evaluate import EvalBackend, checkpoint_commit, evaluate_unit
+from amuro_study.evaluate import checkpoint_commit, evaluate_unit
 from amuro_study.plan import EvalUnit, FinetuneUnit, Plan, PretrainUnit, Unit
 from amuro_study.records import ResultRecord
 from amuro_study.store import ResultStore
@@ -159,14 +159,11 @@ def eval_location(plan: Plan, unit: EvalUnit) -> tuple[str, str | None]:
 
 
 def _run_eval(plan: Plan, unit: EvalUnit) -> dict[str, Any]:
-    backend = plan.config.backend
-    engine = EvalBackend(backend.eval, backend.device, backend.batch_size, backend.dtype,
-                         backend.num_gpus, backend.trust_remote_code)
     pretrained, revision = eval_location(plan, unit)
     base_path, base_revision = plan.locate(unit.checkpoint)
     commit = checkpoint_commit(base_path, base_revision)
     records, provenance = evaluate_unit(unit, pretrained, revision, plan.unit_dir(unit.uid),
-                                        engine, commit=commit)
+                                        plan.config.backend, commit=commit)
     return {"records": [r.to_dict() for r in records], "lm_eval": provenance,
             "model_path": pretrained}
 
