@@ -316,6 +316,36 @@ def table5(df: pd.DataFrame, release_quirks: bool = True) -> pd.DataFrame:
     return wide[[c for c in (PRETRAINING_GROUP, FINETUNING_GROUP) if c in wide.columns]]
 
 
+def group_change_summary(
+    df: pd.DataFrame,
+    groups: Mapping[str, Sequence[Pair]],
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per group: mean raw change over all its (checkpoint, pair) cells, with a bootstrap CI.
+
+    The headline companion of :func:`group_changes_by_checkpoint` (Table 5): the same cells,
+    pooled over checkpoints; the CI is a percentile bootstrap over the cells (like
+    :func:`mrc_summary`; cells of one pair at different checkpoints are not independent, so it
+    is a rough check of "different from 0"). Columns: group, mean_raw_change, ci_low, ci_high,
+    n_cells, n_checkpoints. Groups without any cell are left out.
+    """
+    rows = []
+    for name, pairs in groups.items():
+        ch = paired_changes(df, pairs)
+        if ch.empty:
+            continue
+        ci = bootstrap_mean_ci(ch["raw_change"].to_numpy(dtype=float), n_resamples=n_resamples,
+                               confidence=confidence, seed=seed)
+        rows.append({"group": name, "mean_raw_change": ci.estimate, "ci_low": ci.low,
+                     "ci_high": ci.high, "n_cells": len(ch),
+                     "n_checkpoints": int(ch["checkpoint"].nunique())})
+    return pd.DataFrame(rows, columns=["group", "mean_raw_change", "ci_low", "ci_high",
+                                       "n_cells", "n_checkpoints"])
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with a percentile-bootstrap confidence interval."""
@@ -442,6 +472,52 @@ def format_sensitivity(df: pd.DataFrame) -> pd.DataFrame:
             "instruct", "io", "n_formats", "range", "std"]
     wide["_b"] = wide["variant"] != "base"
     return wide.sort_values(["eval_set", "_b", "variant", "step"])[cols].reset_index(drop=True)
+
+
+FORMAT_RANGE_COLUMNS = [
+    "variant", "eval_sets", "n_cells", "mean_range", "ci_low", "ci_high", "base_range",
+    "change", "change_ci_low", "change_ci_high",
+]
+"""Columns of :func:`format_range_summary`."""
+
+
+def format_range_summary(
+    fs: pd.DataFrame, *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Headline of Fig. 5/13: how much the score moves across prompt formats, per variant.
+
+    ``fs``: :func:`format_sensitivity`. A *cell* is one (eval set, checkpoint) of a variant;
+    its spread is ``range`` (max - min over formats). Row ``base``: mean range over every base
+    cell with a percentile-bootstrap CI over cells. One row per fine-tune: its mean range, and
+    ``change`` = its range minus the base model's range on the *same* cells (same eval sets and
+    checkpoints), with a paired bootstrap CI over those cells (``base_range`` / ``change`` are
+    NaN where the base model has no such cell). Columns: :data:`FORMAT_RANGE_COLUMNS`.
+    """
+    rows: list[dict[str, Any]] = []
+    nan = math.nan
+    cell = ["eval_set", "metric", "step", "checkpoint"]
+    base = fs.loc[fs["variant"] == "base", [*cell, "range"]]
+    for variant in ["base"] + sorted(set(fs["variant"]) - {"base"}):
+        part = fs[fs["variant"] == variant]
+        if part.empty:
+            continue
+        ci = bootstrap_mean_ci(part["range"].to_numpy(dtype=float), n_resamples=n_resamples,
+                               confidence=confidence, seed=seed)
+        row: dict[str, Any] = {
+            "variant": variant, "eval_sets": ",".join(sorted(part["eval_set"].unique())),
+            "n_cells": len(part), "mean_range": ci.estimate, "ci_low": ci.low,
+            "ci_high": ci.high, "base_range": nan, "change": nan, "change_ci_low": nan,
+            "change_ci_high": nan,
+        }
+        same = part[[*cell, "range"]].merge(base, on=cell, suffixes=("", "_base"))
+        if variant != "base" and not same.empty:
+            diff = bootstrap_diff_ci(same["range_base"].to_numpy(dtype=float),
+                                     same["range"].to_numpy(dtype=float), paired=True,
+                                     n_resamples=n_resamples, confidence=confidence, seed=seed)
+            row.update(base_range=float(same["range_base"].mean()), change=diff.estimate,
+                       change_ci_low=diff.low, change_ci_high=diff.high)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=FORMAT_RANGE_COLUMNS)
 
 
 # ============================================================================ dichotomy

@@ -1,78 +1,85 @@
-"""Write the study report: tables (CSV + Markdown), PNG plots and ``report.md`` / ``report.html``.
+"""Write the study report: tables (CSV + Markdown), one PNG per reproduced figure, and the
+page itself as ``report.md`` and ``report.html``.
 
 :func:`build_report` takes a ``DataFrame`` of result records (our runs, or the paper's release via
 :func:`paper_report`) and writes everything under ``out_dir`` atomically (temp file +
-``os.replace``). Where a row has ``samples_path`` (lm-eval per-sample ``.jsonl``), its 95%
-percentile-bootstrap CI is added to the performance table and drawn as error bars, and the
-base-vs-fine-tuned gain gets a paired bootstrap CI.
+``os.replace``). The page opens with a summary of the headline numbers (Table 5 by group, MRC,
+out-of-domain change, format sensitivity, each with its CI and a link to its section), then the
+sections (:mod:`amuro_study.report_doc` writes both formats from the same content; the figures
+are drawn by :mod:`amuro_study.plots`). Where a row has ``samples_path`` (lm-eval per-sample
+``.jsonl``), its 95% percentile-bootstrap CI is added to the performance table and drawn as a
+band, and the base-vs-fine-tuned gain gets a paired bootstrap CI.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from amuro_study import analysis as an
+from amuro_study import plots
+from amuro_study.records import atomic_write_text
+from amuro_study.report_doc import Card, Document, Section, fmt, link, md_table, md_text
+from amuro_tasks.suite import INSTRUCT_SUITE
 
-from amuro_study import analysis as an  # noqa: E402
-from amuro_study.records import atomic_write_bytes, atomic_write_text  # noqa: E402
-from amuro_tasks.suite import INSTRUCT_SUITE  # noqa: E402
-
-OOD_LABELS = {"mnli": "NLI", "paws": "Paraphrase", "xsum": "Summary", "socialiqa": "Question gen."}
 _METRIC_OF_SAMPLES = {"rougeL": "rougeL", "acc": "acc"}
+
+# Section titles (their anchors are the links of the summary and the contents).
+PERFORMANCE = "Figure 2: performance over pre-training"
+GAIN_CI = "In-domain gain with 95% CI"
+TABLE5 = "Table 5 and Figure 4: gain from fine-tuning by group"
+DICHOTOMY = "Dichotomy detected from the base models"
+MRC = "Cross-task change: MRC (section 6.2)"
+OOD = "Figure 7: out-of-domain change"
+FORMATS = "Figure 5: prompt formats"
+TABLES = "All tables"
 
 
 # ============================================================================ writing helpers
-def _fmt(v: object, digits: int = 3) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, (float, np.floating)):
-        if math.isnan(v):
-            return ""
-        return f"{v:.{digits}f}"
-    if v is pd.NA:
-        return ""
-    return str(v)
+@dataclass
+class _Tables:
+    """Writes ``tables/<name>.csv`` (full precision) and ``.md``; remembers them for the index."""
+
+    out: Path
+    written: list[tuple[str, str]] = field(default_factory=list)
+
+    def write(self, name: str, frame: pd.DataFrame, what: str, digits: int = 3) -> str:
+        """Write both files; return the Markdown table."""
+        buf = io.StringIO()
+        frame.to_csv(buf, index=False)
+        atomic_write_text(self.out / "tables" / f"{name}.csv", buf.getvalue())
+        md = md_table(frame, digits)
+        atomic_write_text(self.out / "tables" / f"{name}.md", md)
+        self.written.append((name, what))
+        return md
+
+    @staticmethod
+    def ref(name: str) -> str:
+        """A link to one table's CSV (and its Markdown copy)."""
+        return (f"{link(name + '.csv', f'tables/{name}.csv')} "
+                f"({link('Markdown', f'tables/{name}.md')})")
 
 
-def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency); floats to ``digits`` decimals."""
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v, digits).replace("|", "\\|") for v in row) + " |")
-    return "\n".join(lines) + "\n"
+def _figure(name: str, alt: str) -> str:
+    return f"![{md_text(alt)}](plots/{plots.FIGURE_FILES[name]})"
 
 
-def _write_table(out: Path, name: str, frame: pd.DataFrame, digits: int = 3) -> str:
-    """Write ``name.csv`` (full precision) and ``name.md``; return the Markdown text."""
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False)
-    atomic_write_text(out / "tables" / f"{name}.csv", buf.getvalue())
-    md = to_markdown(frame, digits)
-    atomic_write_text(out / "tables" / f"{name}.md", md)
-    return md
-
-
-def _save_fig(fig: plt.Figure, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+def _ci_cell(est: object, low: object, high: object, digits: int = 3, *,
+             signed: bool = True, unit: str = "") -> str:
+    """``+0.123 [+0.050, +0.200]``; the estimate alone when there is no interval."""
+    e = fmt(est, digits, signed=signed)
+    if not e:
+        return "n/a"
+    lo, hi = fmt(low, digits, signed=signed), fmt(high, digits, signed=signed)
+    return f"{e}{unit} [{lo}, {hi}]" if lo and hi else e + unit
 
 
 # ============================================================================ CIs from samples
@@ -124,98 +131,6 @@ def gain_cis(df: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> pd.
             b, t, n_resamples=n_resamples, seed=seed))
     return _with_cis(ch, intervals)
 
-
-# ============================================================================ plots
-def _x_positions(labels: list[str]) -> dict[str, int]:
-    return {lab: i for i, lab in enumerate(labels)}
-
-
-def plot_performance(perf: pd.DataFrame, eval_set: str, order: list[str], path: Path) -> None:
-    """Base vs fine-tuned (in-domain task, or every fine-tune present) over checkpoints."""
-    part = perf[(perf["eval_set"] == eval_set) & (perf["format"] == "default")]
-    ft = an.id_finetune(eval_set)
-    variants = ["base"] + ([ft] if ft and ft in set(part["variant"]) else
-                           sorted(set(part["variant"]) - {"base"}))
-    xpos = _x_positions(order)
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for v in variants:
-        d = part[part["variant"] == v]
-        if d.empty:
-            continue
-        x = [xpos[c] for c in d["checkpoint"]]
-        ax.plot(x, d["value"], marker="o", linestyle="--" if v == "base" else "-",
-                label="BASE" if v == "base" else f"fine-tuned: {v}")
-        if "ci_low" in d.columns and d["ci_low"].notna().any():
-            ax.fill_between(x, d["ci_low"], d["ci_high"], alpha=0.25)
-        elif d["stderr"].notna().any():
-            ax.fill_between(x, d["value"] - d["stderr"], d["value"] + d["stderr"], alpha=0.25)
-    ax.set_xticks(range(len(order)), order, rotation=30)
-    ax.set_ylabel(str(part["metric"].iloc[0]) if len(part) else "")
-    title = eval_set
-    if "defect" in part.columns and part["defect"].notna().any():
-        title += " (defective in release)"
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    _save_fig(fig, path)
-
-
-def plot_group_gain(groups: pd.DataFrame, order: list[str], path: Path, title: str) -> None:
-    """Figure 4: mean raw change per checkpoint per group (bars, +- 1 sd over pairs)."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    names = list(dict.fromkeys(groups["group"]))
-    width = 0.8 / max(len(names), 1)
-    xpos = _x_positions(order)
-    for i, g in enumerate(names):
-        d = groups[groups["group"] == g]
-        x = np.array([xpos[c] for c in d["checkpoint"]]) + (i - (len(names) - 1) / 2) * width
-        ax.bar(x, d["mean_raw_change"], width, yerr=d["std_raw_change"].fillna(0), label=g,
-               capsize=2)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(order)), order, rotation=30)
-    ax.set_ylabel("Perf(fine-tuned) - Perf(BASE)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    _save_fig(fig, path)
-
-
-def plot_ood(ood: pd.DataFrame, path: Path) -> None:
-    """Figure 7: mean OOD change ratio per fine-tuning task (90% bootstrap interval)."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    labels = [OOD_LABELS.get(t, t) + ("*" if d else "")
-              for t, d in zip(ood["finetune"], ood["defective_sets"], strict=True)]
-    y = ood["mean_change_ratio"].to_numpy()
-    err = np.vstack([y - ood["ci_low"].to_numpy(), ood["ci_high"].to_numpy() - y])
-    ax.bar(range(len(y)), y, yerr=err, capsize=4, color="tab:green")
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(y)), labels)
-    ax.set_ylabel("mean OOD change ratio")
-    ax.set_title("Out-of-domain change (* = includes a defective set)")
-    _save_fig(fig, path)
-
-
-def plot_formats(fs: pd.DataFrame, eval_set: str, order: list[str], path: Path) -> None:
-    """Figure 5/13: scores per prompt format, base (dashed) vs in-domain fine-tune (solid)."""
-    part = fs[fs["eval_set"] == eval_set]
-    ft = an.id_finetune(eval_set)
-    xpos = _x_positions(order)
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    colors = {"default": "tab:blue", "instruct": "tab:orange", "io": "tab:green"}
-    for variant in ["base", ft]:
-        d = part[part["variant"] == variant]
-        if d.empty:
-            continue
-        x = [xpos[c] for c in d["checkpoint"]]
-        for f, color in colors.items():
-            if d[f].notna().any():
-                ax.plot(x, d[f], marker="o", color=color,
-                        linestyle="--" if variant == "base" else "-",
-                        label=f"{'BASE' if variant == 'base' else variant} / {f}")
-    ax.set_xticks(range(len(order)), order, rotation=30)
-    ax.set_title(f"{eval_set}: prompt formats")
-    ax.legend(fontsize=7)
-    _save_fig(fig, path)
-
-
 # ============================================================================ the report
 def build_report(
     df: pd.DataFrame,
@@ -227,158 +142,316 @@ def build_report(
     release_quirks: bool = False,
     notes: str = "",
 ) -> Path:
-    """Write tables, plots, ``report.md`` and ``report.html`` under ``out_dir``; return report.md.
+    """Write tables, figures, ``report.md`` and ``report.html`` under ``out_dir``; return
+    report.md.
 
     ``shots`` / ``learning_rates`` select the runs (:func:`amuro_study.analysis.select`).
     ``release_quirks`` computes the paper-grouping table exactly as the release did (SciQ counted
-    twice); the corrected table (once) is always written too.
+    twice); the corrected table (once) is always written too. ``notes``: Markdown put under the
+    title. Sections a study cannot have (no fine-tune, fewer than 3 checkpoints, one prompt
+    format, ...) are left out and the summary says which and why.
     """
     out = Path(out_dir)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    d = an.select(df, shots=shots, formats=("default",), learning_rates=learning_rates)
-    d_all = an.select(df, shots=shots, formats=None, learning_rates=learning_rates)
-    order = an.checkpoints(d)["checkpoint"].tolist()
-    has_samples = d["samples_path"].notna().any()
-    d_ci = add_sample_cis(d) if has_samples else d.assign(ci_low=np.nan, ci_high=np.nan)
-
-    sections: list[str] = [f"# {title}\n", notes + "\n" if notes else ""]
-    sections.append(
-        f"Runs: {len(df)} records; analysed (shots={shots}, default format): {len(d)}. "
-        f"Checkpoints: {', '.join(order)}.\n"
-    )
-    if "defect" in df.columns and df["defect"].notna().any():
-        bad = sorted(df.loc[df["defect"].notna(), "eval_set"].unique())
-        sections.append(
-            "**Known-defective evaluation sets** (kept, marked; do not trust): "
-            + ", ".join(f"`{s}` ({df.loc[df['eval_set'] == s, 'defect'].dropna().iloc[0]})"
-                        for s in bad) + ".\n"
-        )
-
-    # performance vs step
-    perf = an.performance_table(d_ci)
-    perf_cols = [c for c in perf.columns if c not in ("revision",)]
-    _write_table(out, "performance", perf[perf_cols], digits=4)
-    sections.append("## Performance vs pre-training step (Fig. 2/3/9)\n")
-    sections.append("Full table: [tables/performance.csv](tables/performance.csv)"
-                    + (" (95% bootstrap CIs from per-sample files in ci_low/ci_high)."
-                       if has_samples else ".") + "\n")
-    for eval_set in sorted(perf["eval_set"].unique()):
-        png = f"plots/perf_{_slug(eval_set)}.png"
-        plot_performance(perf, eval_set, order, out / png)
-        sections.append(f"![{eval_set}]({png})\n")
-
-    # gains with CIs where samples exist
-    if has_samples:
-        g = gain_cis(d)
-        if not g.empty:
-            cols = ["eval_set", "finetune", "checkpoint", "base", "tuned", "raw_change",
-                    "ci_low", "ci_high"]
-            md = _write_table(out, "gain_ci", g[cols], digits=4)
-            sections.append("## In-domain gain with paired bootstrap 95% CI\n\n" + md)
-
-    # Table 5 / Fig 4
-    sections.append("## Gain by group per checkpoint (Table 5 / Fig. 4)\n")
-    for quirks, name, label in ((True, "table5_release", "as released (SciQ counted twice)"),
-                                (False, "table5", "corrected (each set once)")):
-        if quirks and not release_quirks:
-            continue
-        t5 = an.table5(d, release_quirks=quirks).reset_index()
-        md = _write_table(out, name, t5)
-        sections.append(f"Paper grouping, {label}:\n\n{md}")
-    groups = an.group_changes_by_checkpoint(d, an.table5_groups(release_quirks))
-    _write_table(out, "group_gain", groups, digits=4)
-    if not groups.empty:
-        plot_group_gain(groups, order, out / "plots/gain_by_group.png", "Paper grouping")
-        sections.append("![gain by group](plots/gain_by_group.png)\n")
-
-    # detected dichotomy
-    det = an.compare_dichotomy(an.detect_dichotomy(d))
-    md = _write_table(out, "dichotomy", det)
-    sections.append(
-        "## Dichotomy detected from the base models\n\n"
-        f"Pre-training-learned iff headroom gain >= {an.MIN_HEADROOM_GAIN}, delta >= "
-        f"{an.MIN_NOISE_MULTIPLE} x sd over later checkpoints, and delta > 1.96 x SE where known "
-        "(see docs/analysis.md).\n\n" + md
-    )
-    dg = an.gain_by_detected_group(d, det)
-    if not dg.empty:
-        _write_table(out, "group_gain_detected", dg, digits=4)
-        plot_group_gain(dg, order, out / "plots/gain_by_detected_group.png", "Detected grouping")
-        sections.append("![gain by detected group](plots/gain_by_detected_group.png)\n")
-
-    # MRC
-    mrc = an.mrc_summary(d)
-    if not mrc.empty:
-        md = _write_table(out, "mrc", mrc, digits=2)
-        _write_table(out, "mrc_by_checkpoint", an.mrc_by_checkpoint(d), digits=2)
-        sections.append("## Cross-task mean ratio of change (MRC, §6.2), percent\n\n" + md)
-
-    # OOD
-    ood = an.ood_change(d)
-    if not ood.empty:
-        md = _write_table(out, "ood_change", ood)
-        plot_ood(ood, out / "plots/ood_change_ratio.png")
-        sections.append("## Out-of-domain change ratio (Fig. 7)\n\n" + md
-                        + "\n![OOD change](plots/ood_change_ratio.png)\n")
-
-    # formats
-    fs = an.format_sensitivity(d_all)
-    if not fs.empty:
-        _write_table(out, "format_sensitivity", fs, digits=4)
-        summary = (fs.groupby(["variant", "step", "checkpoint"], as_index=False)
-                   .agg(mean_range=("range", "mean"), mean_std=("std", "mean"),
-                        n_sets=("eval_set", "nunique")))
-        md = _write_table(out, "format_sensitivity_summary", summary, digits=4)
-        sections.append("## Format sensitivity (Fig. 5/13)\n\nMean over eval sets of the "
-                        "max-min range and sd across formats:\n\n" + md)
-        for eval_set in sorted(fs["eval_set"].unique()):
-            png = f"plots/formats_{_slug(eval_set)}.png"
-            plot_formats(fs, eval_set, order, out / png)
-            sections.append(f"![{eval_set} formats]({png})\n")
-
-    text = "\n".join(s for s in sections if s)
-    report = atomic_write_text(out / "report.md", text)
-    atomic_write_text(out / "report.html", _markdown_to_html(text, title))
+    r = _Report(df, out, shots, learning_rates, release_quirks)
+    doc = Document(title, lead=r.lead(notes))
+    for step in (r.performance, r.gain_ci, r.table5, r.dichotomy, r.mrc, r.ood, r.formats):
+        step(doc)
+    doc.sections.append(Section(TABLES, r.table_index()))
+    figures = [f for f in plots.FIGURE_FILES.values() if f in r.figures]
+    doc.image_widths = {f"plots/{f}": plots.display_width(out / "plots" / f) for f in figures}
+    r.remove_stale()
+    report = atomic_write_text(out / "report.md", doc.markdown())
+    atomic_write_text(out / "report.html", doc.html())
     return report
 
 
-def _markdown_to_html(md: str, title: str) -> str:
-    """A minimal renderer for the Markdown this module writes (headings, tables, images)."""
-    body: list[str] = []
-    table: list[str] = []
+class _Report:
+    """The analyses of one study, each adding its section (and summary card) to a document."""
 
-    def flush() -> None:
-        if not table:
+    def __init__(self, df: pd.DataFrame, out: Path, shots: int | None,
+                 learning_rates: Mapping[str, float] | None, release_quirks: bool) -> None:
+        self.df, self.out, self.shots, self.release_quirks = df, out, shots, release_quirks
+        self.tables = _Tables(out)
+        self.d = an.select(df, shots=shots, formats=("default",), learning_rates=learning_rates)
+        self.d_all = an.select(df, shots=shots, formats=None, learning_rates=learning_rates)
+        self.order = an.checkpoints(self.d)["checkpoint"].tolist()
+        self.axis = plots.StepAxis.from_checkpoints(an.checkpoints(self.d_all))
+        self.has_samples = bool(self.d["samples_path"].notna().any())
+        self.figures: set[str] = set()
+
+    def _fig_path(self, key: str) -> Path:
+        """Where figure ``key`` of :data:`amuro_study.plots.FIGURE_FILES` goes (and remember
+        that it was drawn)."""
+        self.figures.add(plots.FIGURE_FILES[key])
+        return self.out / "plots" / plots.FIGURE_FILES[key]
+
+    def remove_stale(self) -> None:
+        """Delete figures and tables an earlier report left in this folder that this one did
+        not write (a study that lost a section must not keep showing its old files)."""
+        tables = {n for n, _ in self.tables.written}
+        for path in (self.out / "plots").glob("*.png"):
+            if path.name not in self.figures:
+                path.unlink()
+        for path in [*(self.out / "tables").glob("*.csv"), *(self.out / "tables").glob("*.md")]:
+            if path.stem not in tables:
+                path.unlink()
+
+    # ------------------------------------------------------------------ lead
+    def lead(self, notes: str) -> str:
+        """What was run and analysed, in a few bullet points (plus ``notes``)."""
+        d = self.d
+        tunes = sorted(d["finetune"].dropna().unique())
+        sets = sorted(d["eval_set"].unique())
+        models = ", ".join(f"`{m}`" for m in sorted(d["model"].dropna().unique())) or "?"
+        set_text = (", ".join(f"`{s}`" for s in sets) if len(sets) <= 8
+                    else f"{len(sets)} ({', '.join(f'`{s}`' for s in sets[:6])}, ...)")
+        items = [
+            f"**Model** {models}; **checkpoints** {', '.join(self.order) or 'none'}; "
+            f"**fine-tunes** {', '.join(f'`{t}`' for t in tunes) or 'none (base models only)'}"
+            f"; **evaluation sets** {set_text or 'none'}.",
+            f"**Analysed** {len(d)} of {len(self.df)} records: {self.shots}-shot, default prompt "
+            "format, one learning rate per fine-tune"
+            + ("; the format comparison uses every format." if len(self.d_all) > len(d) else ".")
+            + (" CIs of single scores and in-domain gains: bootstrap over the per-sample files."
+               if self.has_samples else ""),
+        ]
+        if "defect" in self.df.columns and self.df["defect"].notna().any():
+            bad = sorted(self.df.loc[self.df["defect"].notna(), "eval_set"].unique())
+            items.append(
+                "**Known-defective evaluation sets** (kept, marked with *; do not trust): "
+                + ", ".join(f"`{s}` ({md_text(self._defect(s))})" for s in bad) + ".")
+        text = (notes.strip() + "\n\n" if notes.strip() else "")
+        return text + "\n".join(f"- {i}" for i in items) + "\n"
+
+    def _defect(self, eval_set: str) -> str:
+        return str(self.df.loc[self.df["eval_set"] == eval_set, "defect"].dropna().iloc[0])
+
+    # ------------------------------------------------------------------ sections
+    def performance(self, doc: Document) -> None:
+        """Fig. 2/3/8-12: the performance grid and the tidy performance table."""
+        d = self.d
+        d_ci = (add_sample_cis(d) if self.has_samples
+                else d.assign(ci_low=np.nan, ci_high=np.nan))
+        perf = an.performance_table(d_ci)
+        self.tables.write("performance", perf.drop(columns=["revision"]),
+                          "score per eval set, variant and checkpoint (Fig. 2/3/9)", digits=4)
+        if perf.empty:
+            doc.missing.append("any score (no record matches the selection)")
             return
-        rows = [r.strip().strip("|").split(" | ") for r in table if not r.startswith("|---")]
-        head, *rest = rows
-        body.append("<table><tr>" + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head)
-                    + "</tr>" + "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>"
-                                                         for c in r) + "</tr>" for r in rest)
-                    + "</table>")
-        table.clear()
+        bands = plots.figure_performance(perf, self.axis, self._fig_path("performance"))
+        body = (
+            "Score of the base model (dashed) and of every fine-tuned model (solid) on each "
+            "evaluation set, over the pre-training checkpoints (paper Fig. 2, 3 and 8-12). "
+            f"{bands}" + (" Panel titles marked \\* are known-defective sets."
+                          if "defect" in perf.columns and perf["defect"].notna().any() else "")
+            + "\n\n"
+            f"{_figure('performance', 'performance per evaluation set over pre-training')}\n\n"
+            f"Data: {self.tables.ref('performance')}"
+            + (" (95% bootstrap CI in ci_low / ci_high)." if self.has_samples else ".")
+        )
+        doc.sections.append(Section(PERFORMANCE, body))
 
-    for line in md.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-        elif line.startswith("!["):
-            alt, src = line[2:].split("](", 1)
-            body.append(f'<p><img src="{html.escape(src.rstrip(")"))}" alt="{html.escape(alt)}"'
-                        ' style="max-width:720px"></p>')
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush()
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}"
-             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;"
-             "padding:2px 6px}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    def gain_ci(self, doc: Document) -> None:
+        """In-domain gain per checkpoint with a paired bootstrap CI (needs per-sample files)."""
+        if not self.has_samples:
+            return
+        g = gain_cis(self.d)
+        if g.empty:
+            return
+        cols = ["eval_set", "finetune", "checkpoint", "base", "tuned", "raw_change", "ci_low",
+                "ci_high"]
+        md = self.tables.write("gain_ci", g[cols], "in-domain gain with paired bootstrap CI",
+                               digits=4)
+        doc.sections.append(Section(GAIN_CI, (
+            "Perf(fine-tuned) − Perf(base) on each fine-tune's in-domain sets, with a paired "
+            "bootstrap 95% CI over the documents (both models scored the same documents).\n\n"
+            + md + f"\nData: {self.tables.ref('gain_ci')}.")))
+
+    def table5(self, doc: Document) -> None:
+        """Table 5 / Fig. 4 (paper grouping; corrected and, for the release, as released)."""
+        d = self.d
+        variants = [(True, "table5_release", "as released (SciQ counted twice)"),
+                    (False, "table5", "corrected (each set once)")]
+        if not self.release_quirks:
+            variants = variants[1:]
+        parts: list[str] = []
+        card_rows: list[tuple[bool, dict[str, str]]] = []
+        for quirks, name, label in variants:
+            t5 = an.table5(d, release_quirks=quirks)
+            md = self.tables.write(name, t5.reset_index(),
+                                   f"Table 5: mean gain per checkpoint and group, {label}")
+            parts.append(f"Paper grouping, {label}:\n\n{md}")
+            summary = an.group_change_summary(d, an.table5_groups(quirks)).set_index("group")
+            for group in t5.columns:
+                if quirks is False and group == an.FINETUNING_GROUP and self.release_quirks:
+                    continue  # identical in both tables
+                row: dict[str, str] = {"group": md_text(group)}
+                if self.release_quirks and group == an.PRETRAINING_GROUP:
+                    row["group"] += " (SciQ twice, as released)" if quirks else " (SciQ once)"
+                row.update({ck: fmt(t5.loc[ck, group], 3, signed=True) for ck in t5.index})
+                s = summary.loc[group]
+                row["all checkpoints, 95% CI"] = _ci_cell(s["mean_raw_change"], s["ci_low"],
+                                                          s["ci_high"])
+                card_rows.append((group != an.PRETRAINING_GROUP, row))
+        card_rows.sort(key=lambda r: r[0])  # the pre-training group's rows first (stable)
+        if not card_rows:
+            doc.missing.append("Table 5 / Fig. 4 (needs fine-tuned scores on the paper's "
+                               "grouped sets: an in-domain set of a fine-tune, or TULU's suite)")
+            return
+        groups = an.group_changes_by_checkpoint(d, an.table5_groups(self.release_quirks))
+        self.tables.write("group_gain", groups, "Fig. 4: per group and checkpoint, mean, sd, n, "
+                          "slope", digits=4)
+        self.tables.write("table5_summary",
+                          an.group_change_summary(d, an.table5_groups(self.release_quirks)),
+                          "Table 5 pooled over checkpoints, bootstrap CI over cells", digits=4)
+        panels = [("Paper grouping", groups)]
+        det = an.compare_dichotomy(an.detect_dichotomy(d))
+        dg = an.gain_by_detected_group(d, det) if not det.empty else pd.DataFrame()
+        if not dg.empty:
+            self.tables.write("group_gain_detected", dg,
+                              "Fig. 4 with the detected grouping", digits=4)
+            panels.append(("Detected grouping (from the base models)", dg))
+        plots.figure_gain_by_group(panels, self.order,
+                                   self._fig_path("gain_by_group"))
+        doc.cards.append(Card(
+            "Gain from fine-tuning by group (Table 5)",
+            "Perf(fine-tuned) − Perf(base), mean over each group's (evaluation set, "
+            "fine-tune) pairs per checkpoint; last column: all checkpoints pooled, 95% bootstrap "
+            "CI over the cells.\n\n" + md_table(pd.DataFrame([r for _, r in card_rows])),
+            TABLE5, wide=True))
+        doc.sections.append(Section(TABLE5, (
+            "Mean raw change Perf(fine-tuned) − Perf(base) per checkpoint over the pairs of "
+            "each group (paper Appendix G, Table 5, and Fig. 4; pairs listed in "
+            "docs/analysis.md).\n\n" + "\n".join(parts)
+            + f"\n{_figure('gain_by_group', 'gain from fine-tuning by group')}\n\n"
+            "Bars: mean over the group's pairs, whiskers ± 1 sd over the pairs"
+            + (" (right: the grouping detected from the base models, each set once)."
+               if len(panels) > 1 else ".")
+            + f"\n\nData: {self.tables.ref('group_gain')}, "
+            f"{self.tables.ref('table5_summary')}.")))
+
+    def dichotomy(self, doc: Document) -> None:
+        """§4: which sets the base models learn during pre-training, detected from the data."""
+        det = an.compare_dichotomy(an.detect_dichotomy(self.d))
+        self.tables.write("dichotomy", det, "detected pre-training vs fine-tuning dichotomy")
+        if det.empty:
+            doc.missing.append("the detected dichotomy (needs at least 3 checkpoints)")
+            return
+        show = [c for c in ("eval_set", "metric", "first", "late_mean", "headroom_gain",
+                            "noise_multiple", "detected", "paper", "agrees", "defect")
+                if c in det.columns]
+        doc.sections.append(Section(DICHOTOMY, (
+            f"Pre-training-learned iff headroom gain ≥ {an.MIN_HEADROOM_GAIN}, delta ≥ "
+            f"{an.MIN_NOISE_MULTIPLE} × sd over the later checkpoints, and delta > 1.96 × SE "
+            "where known (docs/analysis.md); `paper` is the paper's grouping.\n\n"
+            + md_table(det[show]) + f"\nAll columns: {self.tables.ref('dichotomy')}.")))
+
+    def mrc(self, doc: Document) -> None:
+        """§6.2: mean ratio of change across task kinds."""
+        mrc = an.mrc_summary(self.d)
+        if mrc.empty:
+            doc.missing.append("MRC (needs a classification fine-tune scored on a generation "
+                               "training set, or the reverse)")
+            return
+        md = self.tables.write("mrc", mrc, "§6.2 MRC per direction, percent", digits=2)
+        by_ck = an.mrc_by_checkpoint(self.d)
+        self.tables.write("mrc_by_checkpoint", by_ck, "§6.2 MRC per checkpoint", digits=2)
+        wide = by_ck.pivot(index="direction", columns="checkpoint", values="mrc_percent")
+        wide = wide[[c for c in self.order if c in wide.columns]].reset_index()
+        card = pd.DataFrame({
+            "direction": [md_text(x) for x in mrc["direction"]],
+            "MRC, 95% CI": [_ci_cell(m, lo, hi, 2, unit="%") for m, lo, hi in
+                            zip(mrc["mrc_percent"], mrc["ci_low"], mrc["ci_high"], strict=True)],
+            "cells": [str(n) for n in mrc["n_cells"]],
+        })
+        doc.cards.append(Card(
+            "Cross-task change (MRC, section 6.2)",
+            "Mean % change of a model fine-tuned on one kind of task, scored on the other "
+            "kind's task; 95% CI over (checkpoint, pair) cells.\n\n" + md_table(card), MRC))
+        doc.sections.append(Section(MRC, (
+            "Mean of (Perf(fine-tuned) − Perf(base)) / Perf(base) × 100 over the (checkpoint, "
+            "pair) cells of each direction (paper §6.2).\n\n" + md
+            + "\nPer checkpoint (percent):\n\n" + md_table(wide, 2)
+            + f"\nData: {self.tables.ref('mrc')}, {self.tables.ref('mrc_by_checkpoint')}.")))
+
+    def ood(self, doc: Document) -> None:
+        """Fig. 7: out-of-domain change ratio per fine-tuning task."""
+        ood = an.ood_change(self.d)
+        if ood.empty:
+            doc.missing.append("out-of-domain change (needs a fine-tune scored on its "
+                               "out-of-domain sets)")
+            return
+        md = self.tables.write("ood_change", ood, "Fig. 7: OOD change per fine-tuning task")
+        plots.figure_ood(ood, self._fig_path("ood"))
+        star = [" \\*" if d else "" for d in ood["defective_sets"]]
+        card = pd.DataFrame({
+            "fine-tune": [f"`{t}`{s}" for t, s in zip(ood["finetune"], star, strict=True)],
+            "OOD sets": [md_text(x.replace(",", ", ")) for x in ood["ood_sets"]],
+            "change ratio, 90% CI": [_ci_cell(m, lo, hi, 2) for m, lo, hi in zip(
+                ood["mean_change_ratio"], ood["ci_low"], ood["ci_high"], strict=True)],
+            "cells": [str(n) for n in ood["n_cells"]],
+        })
+        note = (" \\* = includes a known-defective set." if any(star) else "")
+        doc.cards.append(Card(
+            "Out-of-domain change (Figure 7)",
+            "Mean change ratio (fine-tuned vs base) on each fine-tune's out-of-domain sets; "
+            f"90% CI over (checkpoint, set) cells, as in the paper.{note}\n\n"
+            + md_table(card), OOD))
+        doc.sections.append(Section(OOD, (
+            "Change ratio on each fine-tuning task's out-of-domain sets (paper Table 1), pooled "
+            "over (checkpoint, set) cells; the bars show a 90% bootstrap interval over the "
+            "cells (paper Fig. 7). n/a: every base score was 0, so no ratio.\n\n" + md
+            + f"\n{_figure('ood', 'out-of-domain change ratio per fine-tuning task')}\n\n"
+            f"Data: {self.tables.ref('ood_change')}.")))
+
+    def formats(self, doc: Document) -> None:
+        """Fig. 5/13: how much the score moves across prompt formats."""
+        fs = an.format_sensitivity(self.d_all)
+        if fs.empty:
+            doc.missing.append("format sensitivity (needs an evaluation set scored in at least "
+                               "two prompt formats)")
+            return
+        self.tables.write("format_sensitivity", fs, "Fig. 5/13: score per format", digits=4)
+        per_ck = (fs.groupby(["variant", "step", "checkpoint"], as_index=False)
+                  .agg(mean_range=("range", "mean"), mean_std=("std", "mean"),
+                       n_sets=("eval_set", "nunique")))
+        self.tables.write("format_sensitivity_summary", per_ck,
+                          "format spread per variant and checkpoint", digits=4)
+        rng = an.format_range_summary(fs)
+        md = self.tables.write("format_range", rng, "format range per variant, with CIs",
+                               digits=4)
+        plots.figure_formats(fs, self.axis, self._fig_path("formats"))
+        card = pd.DataFrame({
+            "model": ["base" if v == "base" else f"`{v}`" for v in rng["variant"]],
+            "range, 95% CI": [_ci_cell(m, lo, hi, signed=False) for m, lo, hi in zip(
+                rng["mean_range"], rng["ci_low"], rng["ci_high"], strict=True)],
+            "minus base, 95% CI": [
+                "" if v == "base" else _ci_cell(c, lo, hi) for v, c, lo, hi in zip(
+                    rng["variant"], rng["change"], rng["change_ci_low"], rng["change_ci_high"],
+                    strict=True)],
+            "cells": [str(n) for n in rng["n_cells"]],
+        })
+        doc.cards.append(Card(
+            "Format sensitivity (Figure 5)",
+            "Range (max − min) of the score across prompt formats, mean over (evaluation set, "
+            "checkpoint) cells; fine-tunes also minus base on the same cells. 95% CIs over "
+            "cells.\n\n" + md_table(card), FORMATS))
+        doc.sections.append(Section(FORMATS, (
+            "Score in each prompt format (default, instruct, io; paper Table 3) per checkpoint, "
+            "for the base model and the in-domain fine-tune (paper Fig. 5 and 13).\n\n"
+            f"{_figure('formats', 'score per prompt format over pre-training')}\n\n"
+            "Spread across formats (range = max − min):\n\n" + md
+            + f"\nData: {self.tables.ref('format_sensitivity')}, "
+            f"{self.tables.ref('format_sensitivity_summary')}, "
+            f"{self.tables.ref('format_range')}.")))
+
+    def table_index(self) -> str:
+        """The list of every table written (CSV, full precision; Markdown copy)."""
+        return ("Every table as CSV (full precision) with a Markdown copy:\n\n"
+                + "\n".join(f"- {self.tables.ref(n)}: {md_text(what)}"
+                             for n, what in self.tables.written) + "\n")
 
 
 def paper_report(
