@@ -193,7 +193,10 @@ def figure_performance(perf: pd.DataFrame, axis: StepAxis, path: Path) -> str:
             lo, hi = _band(d, band_sources)
             ax.plot(x, y, linewidth=1.4, color=colors[v], zorder=3 if v == "base" else 2,
                     **_line_style(v, markers))
-            if lo is not None:
+            if lo is not None and len(x) == 1:  # a band needs two points: an error bar
+                ax.errorbar(x, y, yerr=[y - lo, hi - y], color=colors[v], capsize=3,
+                            linewidth=1, linestyle="none")
+            elif lo is not None:
                 ax.fill_between(x, lo, hi, color=colors[v], alpha=0.18, linewidth=0)
         title = eval_set + (" *" if "defect" in d_set.columns and d_set["defect"].notna().any()
                             else "")

@@ -73,11 +73,14 @@ def _figure(name: str, alt: str) -> str:
 
 
 def _ci_cell(est: object, low: object, high: object, digits: int = 3, *,
-             signed: bool = True, unit: str = "") -> str:
-    """``+0.123 [+0.050, +0.200]``; the estimate alone when there is no interval."""
+             signed: bool = True, unit: str = "", n: object = None) -> str:
+    """``+0.123 [+0.050, +0.200]``; the estimate alone when there is no interval, or when it
+    rests on fewer than 2 cells (``n``; a bootstrap of one value is no interval)."""
     e = fmt(est, digits, signed=signed)
     if not e:
         return "n/a"
+    if n is not None and int(n) < 2:
+        return e + unit
     lo, hi = fmt(low, digits, signed=signed), fmt(high, digits, signed=signed)
     return f"{e}{unit} [{lo}, {hi}]" if lo and hi else e + unit
 
@@ -158,6 +161,8 @@ def build_report(
     doc = Document(title, lead=r.lead(notes))
     for step in (r.performance, r.gain_ci, r.table5, r.dichotomy, r.mrc, r.ood, r.formats):
         step(doc)
+    if not doc.cards:  # e.g. a base-only study: its headline is the base models' scores
+        r.base_card(doc)
     doc.sections.append(Section(TABLES, r.table_index()))
     figures = [f for f in plots.FIGURE_FILES.values() if f in r.figures]
     doc.image_widths = {f"plots/{f}": plots.display_width(out / "plots" / f) for f in figures}
@@ -212,7 +217,7 @@ class _Report:
             f"**fine-tunes** {', '.join(f'`{t}`' for t in tunes) or 'none (base models only)'}"
             f"; **evaluation sets** {set_text or 'none'}.",
             f"**Analysed** {len(d)} of {len(self.df)} records: {self.shots}-shot, default prompt "
-            "format, one learning rate per fine-tune"
+            "format" + (", one learning rate per fine-tune" if tunes else "")
             + ("; the format comparison uses every format." if len(self.d_all) > len(d) else ".")
             + (" CIs of single scores and in-domain gains: bootstrap over the per-sample files."
                if self.has_samples else ""),
@@ -242,8 +247,9 @@ class _Report:
             return
         bands = plots.figure_performance(perf, self.axis, self._fig_path("performance"))
         body = (
-            "Score of the base model (dashed) and of every fine-tuned model (solid) on each "
-            "evaluation set, over the pre-training checkpoints (paper Fig. 2, 3 and 8-12). "
+            ("Score of the base model (dashed) and of every fine-tuned model (solid) on each "
+               if d["finetune"].notna().any() else "Score of the base model on each ")
+            + "evaluation set, over the pre-training checkpoints (paper Fig. 2, 3 and 8-12). "
             f"{bands}" + (" Panel titles marked \\* are known-defective sets."
                           if "defect" in perf.columns and perf["defect"].notna().any() else "")
             + "\n\n"
@@ -284,7 +290,7 @@ class _Report:
                                    f"Table 5: mean gain per checkpoint and group, {label}")
             parts.append(f"Paper grouping, {label}:\n\n{md}")
             summary = an.group_change_summary(d, an.table5_groups(quirks)).set_index("group")
-            for group in t5.columns:
+            for group in t5.columns if not t5.empty else []:
                 if quirks is False and group == an.FINETUNING_GROUP and self.release_quirks:
                     continue  # identical in both tables
                 row: dict[str, str] = {"group": md_text(group)}
@@ -292,8 +298,8 @@ class _Report:
                     row["group"] += " (SciQ twice, as released)" if quirks else " (SciQ once)"
                 row.update({ck: fmt(t5.loc[ck, group], 3, signed=True) for ck in t5.index})
                 s = summary.loc[group]
-                row["all checkpoints, 95% CI"] = _ci_cell(s["mean_raw_change"], s["ci_low"],
-                                                          s["ci_high"])
+                row["all checkpoints, 95% CI"] = _ci_cell(
+                    s["mean_raw_change"], s["ci_low"], s["ci_high"], n=s["n_cells"])
                 card_rows.append((group != an.PRETRAINING_GROUP, row))
         card_rows.sort(key=lambda r: r[0])  # the pre-training group's rows first (stable)
         if not card_rows:
@@ -362,8 +368,8 @@ class _Report:
         wide = wide[[c for c in self.order if c in wide.columns]].reset_index()
         card = pd.DataFrame({
             "direction": [md_text(x) for x in mrc["direction"]],
-            "MRC, 95% CI": [_ci_cell(m, lo, hi, 2, unit="%") for m, lo, hi in
-                            zip(mrc["mrc_percent"], mrc["ci_low"], mrc["ci_high"], strict=True)],
+            "MRC, 95% CI": [_ci_cell(m, lo, hi, 2, unit="%", n=n) for m, lo, hi, n in zip(
+                mrc["mrc_percent"], mrc["ci_low"], mrc["ci_high"], mrc["n_cells"], strict=True)],
             "cells": [str(n) for n in mrc["n_cells"]],
         })
         doc.cards.append(Card(
@@ -389,8 +395,9 @@ class _Report:
         card = pd.DataFrame({
             "fine-tune": [f"`{t}`{s}" for t, s in zip(ood["finetune"], star, strict=True)],
             "OOD sets": [md_text(x.replace(",", ", ")) for x in ood["ood_sets"]],
-            "change ratio, 90% CI": [_ci_cell(m, lo, hi, 2) for m, lo, hi in zip(
-                ood["mean_change_ratio"], ood["ci_low"], ood["ci_high"], strict=True)],
+            "change ratio, 90% CI": [_ci_cell(m, lo, hi, 2, n=n) for m, lo, hi, n in zip(
+                ood["mean_change_ratio"], ood["ci_low"], ood["ci_high"], ood["n_cells"],
+                strict=True)],
             "cells": [str(n) for n in ood["n_cells"]],
         })
         note = (" \\* = includes a known-defective set." if any(star) else "")
@@ -425,12 +432,12 @@ class _Report:
         plots.figure_formats(fs, self.axis, self._fig_path("formats"))
         card = pd.DataFrame({
             "model": ["base" if v == "base" else f"`{v}`" for v in rng["variant"]],
-            "range, 95% CI": [_ci_cell(m, lo, hi, signed=False) for m, lo, hi in zip(
-                rng["mean_range"], rng["ci_low"], rng["ci_high"], strict=True)],
+            "range, 95% CI": [_ci_cell(m, lo, hi, signed=False, n=n) for m, lo, hi, n in zip(
+                rng["mean_range"], rng["ci_low"], rng["ci_high"], rng["n_cells"], strict=True)],
             "minus base, 95% CI": [
-                "" if v == "base" else _ci_cell(c, lo, hi) for v, c, lo, hi in zip(
+                "" if v == "base" else _ci_cell(c, lo, hi, n=n) for v, c, lo, hi, n in zip(
                     rng["variant"], rng["change"], rng["change_ci_low"], rng["change_ci_high"],
-                    strict=True)],
+                    rng["n_cells"], strict=True)],
             "cells": [str(n) for n in rng["n_cells"]],
         })
         doc.cards.append(Card(
@@ -446,6 +453,28 @@ class _Report:
             + f"\nData: {self.tables.ref('format_sensitivity')}, "
             f"{self.tables.ref('format_sensitivity_summary')}, "
             f"{self.tables.ref('format_range')}.")))
+
+    def base_card(self, doc: Document) -> None:
+        """The base model at the first and the last checkpoint, per evaluation set."""
+        base = an.performance_table(self.d[self.d["finetune"].isna()])
+        if base.empty or not self.order:
+            return
+        det = an.detect_dichotomy(self.d)
+        detected = dict(zip(det["eval_set"], det["detected"], strict=True)) if len(det) else {}
+        rows = []
+        for eval_set, part in base.groupby("eval_set", sort=True):
+            first, last = part.iloc[0], part.iloc[-1]
+            rows.append({
+                "evaluation set": md_text(eval_set), "metric": md_text(first["metric"]),
+                "first checkpoint": f"{fmt(first['value'])} ({first['checkpoint']})",
+                "last checkpoint": f"{fmt(last['value'])} ({last['checkpoint']})",
+                "learned in": detected.get(eval_set, "n/a (< 3 checkpoints)"),
+            })
+        doc.cards.append(Card(
+            "Base model over pre-training (Figure 2)",
+            "Score of the base model at its first and last checkpoint; *learned in*: the "
+            "dichotomy detected from these scores (pre-training or fine-tuning).\n\n"
+            + md_table(pd.DataFrame(rows)), PERFORMANCE, wide=True))
 
     def table_index(self) -> str:
         """The list of every table written (CSV, full precision; Markdown copy)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 import markdown as md_lib
@@ -32,7 +31,7 @@ def anchor(title: str) -> str:
     digits, spaces, ``-`` and ``_`` dropped; each space becomes ``-``). Hand-written because
     ``markdown``'s own toc slugify collapses runs of separators and so differs from GitHub's;
     the HTML page uses the same id, so one link works in both."""
-    text = unicodedata.normalize("NFKC", title).strip().lower()
+    text = title.strip().lower()
     text = "".join(c for c in text if c.isalnum() or c in " -_")
     return text.replace(" ", "-")
 
