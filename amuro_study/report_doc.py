@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 _MD_EXTENSIONS = ["tables", "sane_lists"]
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 
 
 # ============================================================================ Markdown pieces
@@ -136,6 +137,7 @@ class Document:
             f'<h3><a href="#{anchor(c.section)}" title="Details: {html.escape(c.section)}">'
             f"{html.escape(c.title)}</a></h3>{self._render(c.body)}</section>"
             for c in self.cards)
+        cards += self._figure_card()
         missing = ('<p class="missing">Not in this study: '
                    f'{_render_inline("; ".join(self.missing))}.</p>' if self.missing else "")
         toc = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>'
@@ -155,6 +157,20 @@ class Document:
             f"{sections}</main></div></body></html>\n"
         )
 
+
+    def _figure_card(self) -> str:
+        """HTML only: a card of thumbnails of every figure, each linking to its section."""
+        thumbs = []
+        for sec in self.sections:
+            for alt, src in _IMAGE.findall(sec.body):
+                label = sec.title.split(":")[0]
+                thumbs.append(f'<a href="#{sec.anchor}" title="{html.escape(sec.title)}">'
+                              f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
+                              f"<span>{html.escape(label)}</span></a>")
+        if not thumbs:
+            return ""
+        return ('<section class="card" id="figures"><h3>Figures</h3>'
+                f'<div class="thumbs">{"".join(thumbs)}</div></section>')
 
     def _render(self, text: str) -> str:
         """One Markdown body as HTML; images get their display width."""
@@ -199,6 +215,9 @@ h2{font-size:19px;margin:22px 0 8px;padding-bottom:3px;border-bottom:1px solid v
 .card h3 a{color:inherit}
 .card p{margin:4px 0;font-size:13px}
 .missing{color:var(--muted);font-size:13px}
+.thumbs{display:flex;flex-wrap:wrap;gap:8px;margin-top:6px}
+.thumbs a{display:flex;flex-direction:column;align-items:center;font-size:12px;width:105px}
+.thumbs img{width:105px;height:84px;object-fit:contain;background:#fff}
 a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
 table{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px;display:block;
  overflow-x:auto;max-width:100%}

@@ -29,7 +29,6 @@ import pytest
 from amuro_study.report import build_report, paper_report
 
 RESULTS = Path(__file__).resolve().parent / "data" / "paper_results"
-REPO = Path(__file__).resolve().parents[1]
 #: Launch flags that work in a container as root (no sandbox, no GPU, no network chatter);
 #: Playwright adds --headless and a fresh --user-data-dir itself.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -167,9 +166,11 @@ def check_summary_first(seen: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_demo_report_in_a_browser(browser: Any, tmp_path: Path) -> None:
     """``amuro demo`` end to end, then its report.html in Chromium."""
-    out = tmp_path / "demo"
+    # as a user runs it: from a working folder, into ./amuro-demo
     proc = subprocess.run([sys.executable, "-m", "amuro_study.cli", "demo", "--output-dir",
-                           str(out)], capture_output=True, text=True, timeout=1200, cwd=REPO)
+                           "amuro-demo"], capture_output=True, text=True, timeout=1200,
+                          cwd=tmp_path)
+    out = tmp_path / "amuro-demo"
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report_dir = out / "report"
     shot = Path(os.environ.get("AMURO_REPORT_SCREENSHOT") or tmp_path / "first_screen.png")
@@ -178,7 +179,7 @@ def test_demo_report_in_a_browser(browser: Any, tmp_path: Path) -> None:
     check_summary_first(seen)
     assert shot.stat().st_size > 10_000
     # every figure the demo can reproduce, every table rendered as a table
-    srcs = sorted(i["src"] for i in seen["images"])
+    srcs = sorted({i["src"] for i in seen["images"]})  # each figure, and its thumbnail
     assert srcs == ["plots/figure2_performance.png", "plots/figure4_gain_by_group.png",
                     "plots/figure5_formats.png", "plots/figure7_ood.png"]
     md = (report_dir / "report.md").read_text()
