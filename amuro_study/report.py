@@ -325,7 +325,8 @@ class _Report:
             "Gain from fine-tuning by group (Table 5)",
             "Perf(fine-tuned) − Perf(base), mean over each group's (evaluation set, "
             "fine-tune) pairs per checkpoint; last column: all checkpoints pooled, 95% bootstrap "
-            "CI over the cells.\n\n" + md_table(pd.DataFrame([r for _, r in card_rows])),
+            "CI over the cells.\n\n" + md_table(pd.DataFrame([r for _, r in card_rows]),
+                                                     markdown_cells=True),
             TABLE5, wide=True))
         doc.sections.append(Section(TABLE5, (
             "Mean raw change Perf(fine-tuned) − Perf(base) per checkpoint over the pairs of "
@@ -375,7 +376,8 @@ class _Report:
         doc.cards.append(Card(
             "Cross-task change (MRC, section 6.2)",
             "Mean % change of a model fine-tuned on one kind of task, scored on the other "
-            "kind's task; 95% CI over (checkpoint, pair) cells.\n\n" + md_table(card), MRC))
+            "kind's task; 95% CI over (checkpoint, pair) cells.\n\n"
+            + md_table(card, markdown_cells=True), MRC))
         doc.sections.append(Section(MRC, (
             "Mean of (Perf(fine-tuned) − Perf(base)) / Perf(base) × 100 over the (checkpoint, "
             "pair) cells of each direction (paper §6.2).\n\n" + md
@@ -405,7 +407,7 @@ class _Report:
             "Out-of-domain change (Figure 7)",
             "Mean change ratio (fine-tuned vs base) on each fine-tune's out-of-domain sets; "
             f"90% CI over (checkpoint, set) cells, as in the paper.{note}\n\n"
-            + md_table(card), OOD))
+            + md_table(card, markdown_cells=True), OOD))
         doc.sections.append(Section(OOD, (
             "Change ratio on each fine-tuning task's out-of-domain sets (paper Table 1), pooled "
             "over (checkpoint, set) cells; the bars show a 90% bootstrap interval over the "
@@ -444,7 +446,7 @@ class _Report:
             "Format sensitivity (Figure 5)",
             "Range (max − min) of the score across prompt formats, mean over (evaluation set, "
             "checkpoint) cells; fine-tunes also minus base on the same cells. 95% CIs over "
-            "cells.\n\n" + md_table(card), FORMATS))
+            "cells.\n\n" + md_table(card, markdown_cells=True), FORMATS))
         doc.sections.append(Section(FORMATS, (
             "Score in each prompt format (default, instruct, io; paper Table 3) per checkpoint, "
             "for the base model and the in-domain fine-tune (paper Fig. 5 and 13).\n\n"
@@ -466,15 +468,16 @@ class _Report:
             first, last = part.iloc[0], part.iloc[-1]
             rows.append({
                 "evaluation set": md_text(eval_set), "metric": md_text(first["metric"]),
-                "first checkpoint": f"{fmt(first['value'])} ({first['checkpoint']})",
-                "last checkpoint": f"{fmt(last['value'])} ({last['checkpoint']})",
+                "first checkpoint": f"{fmt(first['value'])} ({md_text(first['checkpoint'])})",
+                "last checkpoint": f"{fmt(last['value'])} ({md_text(last['checkpoint'])})",
                 "learned in": detected.get(eval_set, "n/a (< 3 checkpoints)"),
             })
         doc.cards.append(Card(
             "Base model over pre-training (Figure 2)",
             "Score of the base model at its first and last checkpoint; *learned in*: the "
             "dichotomy detected from these scores (pre-training or fine-tuning).\n\n"
-            + md_table(pd.DataFrame(rows)), PERFORMANCE, wide=True))
+            + md_table(pd.DataFrame(rows), markdown_cells=True), PERFORMANCE,
+            wide=True))
 
     def table_index(self) -> str:
         """The list of every table written (CSV, full precision; Markdown copy)."""

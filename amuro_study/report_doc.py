@@ -37,14 +37,15 @@ def anchor(title: str) -> str:
     return text.replace(" ", "-")
 
 
-_MD_SPECIAL = re.compile(r"([\\`*\[\]<|])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 
 
 def md_text(value: object) -> str:
-    """``value`` as literal Markdown text: characters that would start emphasis, code, links,
-    HTML or a table cell are backslash-escaped (an ``_`` only where it could open or close
-    emphasis, so ``mnli_matched`` stays readable in a terminal)."""
-    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), str(value))
+    """``value`` as literal Markdown text, the same in CommonMark and in the ``markdown``
+    package: characters that would start emphasis, code or a link are backslash-escaped (an
+    ``_`` only where it could open or close emphasis, so ``mnli_matched`` stays readable in a
+    terminal), ``<`` becomes ``&lt;`` (the ``markdown`` package has no ``\\<`` escape)."""
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), str(value)).replace("<", "&lt;")
 
 
 def fmt(value: object, digits: int = 3, *, signed: bool = False) -> str:
@@ -60,15 +61,24 @@ def fmt(value: object, digits: int = 3, *, signed: bool = False) -> str:
     return md_text(value)
 
 
-def md_table(frame: pd.DataFrame, digits: int = 3, *, signed: bool = False) -> str:
-    """A GitHub-flavoured Markdown table of ``frame`` (floats to ``digits`` decimals; string
-    cells are taken as already formatted Markdown, everything else is escaped)."""
-    cols = [md_text(c) for c in frame.columns]
+def md_table(frame: pd.DataFrame, digits: int = 3, *, signed: bool = False,
+             markdown_cells: bool = False) -> str:
+    """A GitHub-flavoured Markdown table of ``frame``: floats to ``digits`` decimals, every
+    other value shown literally (escaped), or, with ``markdown_cells``, string cells taken as
+    already formatted Markdown (the summary cards' ``+0.1 [...]`` and `` `code` `` cells)."""
+    cols = [_cell(md_text(c)) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in frame.itertuples(index=False):
-        cells = [v if isinstance(v, str) else fmt(v, digits, signed=signed) for v in row]
-        lines.append("| " + " | ".join(c.replace("\n", " ") for c in cells) + " |")
+        cells = [v if markdown_cells and isinstance(v, str) else fmt(v, digits, signed=signed)
+                 for v in row]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """One table cell: a ``|`` that is not already escaped is escaped (GFM tables and the
+    ``tables`` extension both read ``\\|`` as a literal bar), no line breaks."""
+    return re.sub(r"(?<!\\)\|", r"\\|", text.replace("\n", " "))
 
 
 def link(text: str, target: str) -> str:

@@ -226,14 +226,27 @@ def test_anchor_is_githubs_heading_id() -> None:
         assert anchor(title) == slug, title
 
 
-def test_md_text_escapes_only_what_would_render() -> None:
-    from amuro_study.report_doc import md_text
+@pytest.mark.parametrize("value", [
+    "__init__ *x* [a](b) `c` a|b <i>x</i> _y_ \\ 1 < 2 > 0", "mnli_matched", "a_b__c_",
+])
+def test_md_text_is_shown_literally_by_both_renderers(value: str) -> None:
+    """Text and table cells written by md_text / md_table show exactly the value, in
+    CommonMark (markdown-it-py) and in the ``markdown`` package that renders report.html."""
+    import html as html_lib
+    import re
 
-    assert md_text("mnli_matched") == "mnli_matched"
-    assert md_text("__init__ *x* [a](b) `c` a|b <i>") == (
-        "\\_\\_init\\_\\_ \\*x\\* \\[a\\](b) \\`c\\` a\\|b \\<i>")
-    assert "init" in _commonmark(md_text("__init__")) and "<strong>" not in _commonmark(
-        md_text("__init__"))
+    import markdown
+
+    from amuro_study.report_doc import md_table, md_text
+
+    def shown(rendered: str) -> list[str]:
+        cells = re.findall(r"<(?:p|td)>(.*?)</(?:p|td)>", rendered, flags=re.S)
+        return [html_lib.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in cells]
+
+    text = md_text(value) + "\n\n" + md_table(pd.DataFrame({"c": [value]}))
+    for rendered in (_commonmark(text), markdown.markdown(text, extensions=["tables"])):
+        assert shown(rendered) == [value, value], rendered
+    assert md_text("mnli_matched") == "mnli_matched"  # readable in a terminal
 
 
 def test_step_axis_is_true_to_scale_or_says_it_is_not() -> None:
