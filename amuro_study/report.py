@@ -225,7 +225,7 @@ class _Report:
         if "defect" in self.df.columns and self.df["defect"].notna().any():
             bad = sorted(self.df.loc[self.df["defect"].notna(), "eval_set"].unique())
             items.append(
-                "**Known-defective evaluation sets** (kept, marked with *; do not trust): "
+                "**Known-defective evaluation sets** (kept, marked with \\*; do not trust): "
                 + ", ".join(f"`{s}` ({md_text(self._defect(s))})" for s in bad) + ".")
         text = (notes.strip() + "\n\n" if notes.strip() else "")
         return text + "\n".join(f"- {i}" for i in items) + "\n"

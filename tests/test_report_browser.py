@@ -72,6 +72,9 @@ def browser() -> Iterator[Any]:
     """A headless Chromium (installed with apt-get when missing and possible), or a skip."""
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed (pip install 'amuro[test]')")
+    env = os.environ.get("AMURO_CHROMIUM")
+    if env and not Path(env).is_file():
+        pytest.skip(f"AMURO_CHROMIUM={env} is not a file")
     path = _find_chromium()
     if path is None:
         why = _install_chromium()
