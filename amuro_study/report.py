@@ -216,8 +216,9 @@ class _Report:
             f"**Model** {models}; **checkpoints** {', '.join(self.order) or 'none'}; "
             f"**fine-tunes** {', '.join(f'`{t}`' for t in tunes) or 'none (base models only)'}"
             f"; **evaluation sets** {set_text or 'none'}.",
-            f"**Analysed** {len(d)} of {len(self.df)} records: {self.shots}-shot, default prompt "
-            "format" + (", one learning rate per fine-tune" if tunes else "")
+            f"**Analysed** {len(d)} of {len(self.df)} records: "
+            + (f"{self.shots}-shot" if self.shots is not None else "any shot count")
+            + ", default prompt format" + (", one learning rate per fine-tune" if tunes else "")
             + ("; the format comparison uses every format." if len(self.d_all) > len(d) else ".")
             + (" CIs of single scores and in-domain gains: bootstrap over the per-sample files."
                if self.has_samples else ""),
