@@ -128,7 +128,7 @@ class Document:
 
     def markdown(self) -> str:
         """``report.md``: title, lead, summary (one ``###`` per card), contents, sections."""
-        out = [f"# {self.title}\n", self.lead + "\n" if self.lead else ""]
+        out = [f"# {md_text(self.title)}\n", self.lead + "\n" if self.lead else ""]
         out.append(f"## {self.SUMMARY}\n")
         for card in self.cards:
             out.append(f"### {card.title}\n\n{card.body.strip()}\n\n"
@@ -166,7 +166,6 @@ class Document:
             f'<h2>{self.SUMMARY}</h2><div class="cards">{cards}</div>{missing}</section>'
             f"{sections}</main></div></body></html>\n"
         )
-
 
     def _figure_card(self) -> str:
         """HTML only: a card of thumbnails of every figure, each linking to its section."""
