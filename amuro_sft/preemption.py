@@ -66,7 +66,8 @@ def callback() -> Any:
 
     class PreemptionCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
-            global _training
+            global _stop_reason, _training
+            _stop_reason = None  # a request made before the loop ran was refused (False)
             _training = True
             return control
 

@@ -28,6 +28,9 @@ from pathlib import Path
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 BINARIES = ("slurmctld", "slurmd", "sinfo", "sbatch", "squeue", "scancel", "scontrol", "srun",
             "munged")
+REQUEUE_DELAY_S = 10
+"""``cred_expire``: also how long a requeued job waits before it may start again (SLURM's
+default, 120 s, would make the preemption test wait two minutes)."""
 GRACE_TIME_S = 60
 """Preemption grace time of the ``debug`` partition: the preempted job gets its signal, then
 this long to checkpoint and requeue itself before SLURM kills (and requeues) it."""
@@ -118,6 +121,9 @@ class SlurmCluster:
         """The last lines of every daemon log (for a failing test's report)."""
         parts = []
         for path in sorted((self.root / "log").glob("*")):
+            log = path.with_suffix(".log")  # -D copies the log to stdout: show it once
+            if path.suffix == ".stdout" and log.is_file() and log.stat().st_size:
+                continue
             text = path.read_text(errors="replace").splitlines()[-lines:]
             parts.append(f"==> {path} <==\n" + "\n".join(text))
         return "\n".join(parts)
@@ -176,7 +182,7 @@ SlurmdPort={_free_port()}
 SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={root}/run/munge.sock
+AuthInfo=socket={root}/run/munge.sock,cred_expire={REQUEUE_DELAY_S}
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool
 SlurmctldPidFile={root}/run/slurmctld.pid
@@ -195,6 +201,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 KillWait=5
+SchedulerParameters=sched_interval=2,bf_interval=2
 JobRequeue=1
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE

@@ -279,7 +279,68 @@ def test_workers_run_units_at_once_and_the_lock_keeps_one_result(slurm_cluster, 
     assert sorted(c[0] for c in ran) == sorted(uids)  # each body exactly once
     # units ran at once: some two body intervals overlap
     spans = sorted((float(c[1]), float(c[2])) for c in ran)
-    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)), spans
     # ... and each array was limited to two running elements (sbatch --array=0-3%2)
     scripts = list((plan.output_dir / "slurm").glob("*_submission.sh"))
     assert len(scripts) == 2 and all("--array=0-3%2" in s.read_text() for s in scripts)
+
+
+# --------------------------------------------------------------------------- preemption
+def test_preempted_finetune_resumes_to_the_same_weights(slurm_cluster, tiny_model_dir: Path,
+                                                        tmp_path: Path) -> None:
+    """A fine-tune in the preemptible ``debug`` partition is preempted by a job of the
+    ``urgent`` partition that needs every core. SLURM sends the job its ``--signal``
+    (``preempt_send_user_signal``); the Trainer saves a checkpoint at the next step boundary,
+    submitit requeues the job, and the requeued job resumes from that checkpoint once the
+    urgent job is done. The weights equal those of an uninterrupted run, byte for byte."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "base").symlink_to(tiny_model_dir)
+    steps = 120  # long enough (seconds) for the preemption to land mid-training
+
+    def plan_in(folder: str, **backend: Any) -> Plan:
+        return build_plan(parse_config({
+            "output_dir": str(tmp_path / folder), "model": str(models),
+            "revisions": [{"revision": "base", "step": 1}], "data": "fixtures",
+            "finetune": {"tasks": ["mnli"], "learning_rates": {"mnli": [0.001]},
+                         "num_train_examples": 24, "max_steps": steps, "max_length": 512},
+            "eval": {"sets": ["mnli_matched"], "shots": [4], "limit": 2},
+            "backend": {"dtype": "float32", **backend}}))
+
+    # > 10 min: submitit then reads the signal as a preemption, not as the time limit
+    plan = plan_in("slurm", executor="slurm", slurm={**SLURM, "timeout_min": 30})
+    (unit,) = plan.finetunes
+    log = plan.unit_dir(unit.uid) / "log.txt"
+    outcomes: list = []
+    runner = threading.Thread(target=lambda: outcomes.extend(
+        slurm_executor(plan).map(plan, [unit.uid], lambda o: None)))
+    runner.start()
+    try:
+        # training has started once the Trainer logged its first step
+        wait_for(lambda: log.is_file() and "'loss'" in log.read_text(), 180, "training")
+        urgent = slurm_cluster.run("sbatch", "--parsable", "--partition=urgent",
+                                   f"--cpus-per-task={slurm_cluster.cpus}",
+                                   f"--output={tmp_path / 'urgent.out'}",
+                                   "--wrap=sleep 2").strip()
+        # the uninterrupted reference, here, while the job is requeued and resumes
+        reference = plan_in("local")
+        assert LocalExecutor().map(reference, [unit.uid], lambda o: None)[0].status == DONE
+    finally:
+        runner.join(timeout=600)
+    assert not runner.is_alive()
+    assert [o.status for o in outcomes] == [DONE], outcomes
+    assert slurm_cluster.jobs()[urgent] == "COMPLETED"
+
+    job_log = next((plan.output_dir / "slurm").glob("*_0_log.out")).read_text()
+    assert "Caught signal SIGUSR2" in job_log and "this job is preempted" in job_log
+    assert "Requeued job" in job_log and job_log.count("Starting with JobEnvironment") == 2
+    record = json.loads((plan.finetuned_model_dir(unit) / "amuro_run.json").read_text())
+    assert record["global_steps"] == steps
+    resumed = int(Path(record["resumed_from"]).name.split("-")[1])  # checkpoint-<step>
+    assert 1 <= resumed < steps
+    job_err = next((plan.output_dir / "slurm").glob("*_0_log.err")).read_text()
+    assert f"checkpoint saved at step {resumed} of {steps}" in job_err
+
+    weights = "model.safetensors"
+    assert (plan.finetuned_model_dir(unit) / weights).read_bytes() == \
+        (reference.finetuned_model_dir(unit) / weights).read_bytes()
