@@ -146,9 +146,11 @@ class StandInJob(slurm_jobs.UnitJob):
     def body(self, plan: Plan, unit: Any) -> dict[str, Any]:
         import os
 
+        import submitit
+
         start = time.time()
         first = not (self.marks / f"{unit.uid}.started").exists()
-        (self.marks / f"{unit.uid}.started").touch()
+        (self.marks / f"{unit.uid}.started").write_text(submitit.JobEnvironment().job_id)
         if unit.uid in self.hang and (first or self.hang_always):
             time.sleep(600)
         time.sleep(self.work_s)
@@ -157,9 +159,10 @@ class StandInJob(slurm_jobs.UnitJob):
         return {"records": []} if unit.kind == "eval" else {"model_dir": "model"}
 
 
-def standin_plan(folder: Path, **slurm: Any) -> Plan:
+def standin_plan(folder: Path, checkpoints: int = 1, **slurm: Any) -> Plan:
     config = copy.deepcopy(STANDIN)
     config.update(output_dir=str(folder / "study"),
+                  revisions=[f"step{k}000-tokens{k}B" for k in range(1, checkpoints + 1)],
                   backend={"executor": "slurm", "slurm": {**SLURM, **slurm}})
     return build_plan(parse_config(config))
 
@@ -194,35 +197,49 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def test_cancelled_job_is_recorded_and_rerun_completes(slurm_cluster, standin,
-                                                        tmp_path: Path) -> None:
-    plan = standin_plan(tmp_path)
-    victim = plan.base_evals[0].uid
-    marks = standin(hang={victim})
+def test_cancelled_job_is_recorded_preempted_job_redone_and_rerun_completes(
+        slurm_cluster, standin, tmp_path: Path) -> None:
+    """Two units of a stage hang on their first attempt. One job is cancelled (``scancel``):
+    its unit is recorded failed with SLURM's reason and the study goes on. The other gets the
+    checkpoint signal as at a preemption (``scancel --signal=USR2``, what submitit's own
+    ``job._interrupt()`` sends): nothing to checkpoint, so it is requeued and redone. A rerun
+    completes the cancelled unit."""
+    # 30 min: a signal within 10 min of a shorter time limit is read as the time limit
+    plan = standin_plan(tmp_path, checkpoints=2, timeout_min=30)
+    victim, preempted = (u.uid for u in plan.base_evals)
+    marks = standin(hang={victim, preempted})
     executor = slurm_executor(plan)
 
-    def cancel_when_started() -> None:
-        wait_for(lambda: (marks / f"{victim}.started").exists(), 120, "the unit to start")
-        job = next(j for j, s in slurm_cluster.jobs().items() if s == "RUNNING")
-        slurm_cluster.run("scancel", job)
+    def job_of(uid: str) -> str:
+        started = marks / f"{uid}.started"
+        wait_for(lambda: started.exists() and started.read_text(), 120, f"{uid} to start")
+        return started.read_text()
 
-    canceller = threading.Thread(target=cancel_when_started)
-    canceller.start()
+    def interrupt() -> None:
+        slurm_cluster.run("scancel", job_of(victim))
+        slurm_cluster.run("scancel", "--signal=USR2", job_of(preempted))
+
+    interrupter = threading.Thread(target=interrupt)
+    interrupter.start()
     summary = run_study(plan, executor)
-    canceller.join()
+    interrupter.join()
     status = {o.uid: o for o in summary.outcomes}
     assert status[victim].status == FAILED
     assert "was cancelled" in status[victim].error and "CANCELLED" in status[victim].error
     error = json.loads((plan.unit_dir(victim) / "error.json").read_text())
     assert "was cancelled" in error["error"]
+    assert status[preempted].status == DONE
+    log = next((plan.output_dir / "slurm").glob(f"{job_of(preempted)}_0_log.out")).read_text()
+    assert "this job is preempted" in log and "Requeued job" in log
     # the study went on: the other stages ran
-    assert [status[u.uid].status for u in (*plan.finetunes, *plan.finetuned_evals)] == [DONE] * 2
+    later = (*plan.finetunes, *plan.finetuned_evals)
+    assert [status[u.uid].status for u in later] == [DONE] * len(later) == [DONE] * 4
 
     rerun = run_study(plan, executor)
     again = {o.uid: o.status for o in rerun.outcomes}
     assert again[victim] == DONE and rerun.ok
     assert not (plan.unit_dir(victim) / "error.json").exists()
-    assert sorted(c[0] for c in calls(marks)) == sorted(plan.units())  # one body call each
+    assert sorted(c[0] for c in calls(marks)) == sorted(plan.units())  # one finished call each
 
 
 def test_job_at_its_time_limit_is_recorded_timed_out(slurm_cluster, standin,
