@@ -93,13 +93,13 @@ class UnitJob:
         # submitit: checkpoint (`checkpoint`, resumable units only), requeue and exit; or
         # raise if it will not requeue (time limit reached and not resumable, or too often)
         try:
-            submitit_handler(received[0], None)
+            submitit_handler(received[0] if received else signum, None)
         except UncompletedJobError as err:
             return self._failed(TimeoutError(
                 f"timed out: the job reached its time limit (backend.slurm.timeout_min="
                 f"{self.timeout_min}) and was not requeued ({str(err).strip()})"))
         return self._failed(RuntimeError(  # e.g. not task 0 of a multi-task job
-            f"stopped by {signal.Signals(received[0]).name} and not requeued by submitit"))
+            f"stopped by {signal.Signals(signum).name} and not requeued by submitit"))
 
     def _failed(self, error: Exception) -> UnitOutcome:
         description = self.plan.units()[self.uid].describe()
