@@ -9,7 +9,8 @@ requeued and preempted by the real daemons.
 * the reduced demo grid through the SLURM executor gives the local executor's results, and
   the missing accounting is said once, in one line;
 * a job cancelled mid-run (``scancel``) is recorded failed with SLURM's reason, the study goes
-  on, and a rerun completes the unit; a job at its time limit is recorded as timed out;
+  on, and a rerun completes the unit; a unit with nothing to checkpoint that gets the preemption
+  signal is requeued and redone; a job at its time limit is recorded as timed out;
 * a fine-tune preempted by a higher-priority job (SLURM sends the job's ``--signal``) saves a
   checkpoint, requeues itself and resumes from it, ending with the weights of a run that was
   never interrupted;
