@@ -370,10 +370,12 @@ def run_sft(cfg: SFTRunConfig, *, callbacks: list | None = None) -> Path:
 
     model = load_model(cfg, prep.resolved)
     trainer_cls = _make_trainer_class()
+    from amuro_sft import preemption  # checkpoint and stop when a job is signalled
+
     trainer = trainer_cls(
         model=model, args=sft_args, train_dataset=data.train,
         eval_dataset=data.validation, processing_class=tokenizer,
-        callbacks=[_log_last_step_callback(), *(callbacks or [])],
+        callbacks=[_log_last_step_callback(), preemption.callback(), *(callbacks or [])],
     )
     resume = last_good_checkpoint(ckpt_dir) if prep.state == "resume" else None
     tokens_before = 0

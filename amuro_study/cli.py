@@ -289,7 +289,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", help="override the config's output_dir")
     p.add_argument("--executor", choices=("local", "slurm"), help="override backend.executor")
-    p.add_argument("--workers", type=int, help="local executor: units at once (processes)")
+    p.add_argument("--workers", type=int,
+                   help="units at once: local processes, or SLURM jobs of a stage")
     p.add_argument("--cluster", help="submitit cluster (slurm, local, debug); default: auto")
     p.add_argument("--no-report", action="store_true", help="do not write the report")
     p.add_argument("--verbose", action="store_true", help="keep the libraries' own output")

@@ -159,8 +159,9 @@ class BackendSpec:
     """GPUs per unit: fine-tunes use ``accelerate launch`` when > 1; vllm: tensor parallel."""
     per_device_batch_size: int = 8
     executor: str = "local"
-    workers: int = 1
-    """Local executor: units run at once (separate processes when > 1)."""
+    workers: int | None = None
+    """Units at once. Local executor: 1 unless set (separate processes when > 1); SLURM: the
+    job array's ``array_parallelism`` when set, else as many as the cluster schedules."""
     slurm: SlurmSpec = field(default_factory=SlurmSpec)
     trust_remote_code: bool = False
 

@@ -6,9 +6,10 @@ units; neither schedules anything itself. The study runner hands them one stage 
 
 * :class:`LocalExecutor` runs them one after another in this process, or with ``workers > 1``
   in a :class:`concurrent.futures.ProcessPoolExecutor` (spawned processes).
-* :class:`SlurmExecutor` submits them as one ``submitit`` job array per stage and waits; the
-  cluster decides placement. ``cluster="debug"``/``"local"`` are submitit's in-process and
-  local-subprocess back-ends (useful for testing the path without SLURM).
+* :class:`SlurmExecutor` submits them as one ``submitit`` job array per stage (at most
+  ``workers`` running at once, when set) and waits; the cluster decides placement.
+  ``cluster="debug"``/``"local"`` are submitit's in-process and local-subprocess back-ends
+  (useful for testing the path without SLURM).
 """
 
 from __future__ import annotations
@@ -91,15 +92,23 @@ def _import_submitit() -> Any:
 
 
 class SlurmExecutor:
-    """Submit units as SLURM jobs with ``submitit`` (one job array per stage) and wait."""
+    """Submit units as SLURM jobs with ``submitit`` (one job array per stage) and wait.
+
+    Each job runs :class:`amuro_study.slurm_jobs.UnitJob` (fine-tunes: ``ResumableUnitJob``,
+    requeued and resumed from a checkpoint after preemption or at the time limit). A job that
+    ends without an outcome (cancelled, killed, lost) is recorded as its unit's failure with the
+    reason SLURM gives; the study goes on.
+    """
 
     def __init__(self, folder: str | Path, spec: SlurmSpec | None = None,
-                 cluster: str | None = None, poll_s: float = 10.0) -> None:
+                 cluster: str | None = None, poll_s: float = 10.0,
+                 max_running: int | None = None) -> None:
         self.submitit = _import_submitit()
         self.folder = Path(folder)
         self.spec = spec or SlurmSpec()
         self.cluster = cluster
         self.poll_s = poll_s
+        self.max_running = max_running
 
     def parameters(self) -> dict[str, Any]:
         """``update_parameters`` keyword arguments from the ``backend.slurm`` section."""
@@ -110,6 +119,8 @@ class SlurmExecutor:
         }
         if self.spec.partition:
             params["slurm_partition"] = self.spec.partition
+        if self.max_running:
+            params["slurm_array_parallelism"] = self.max_running
         params.update(self.spec.extra)
         return params
 
@@ -118,6 +129,13 @@ class SlurmExecutor:
         """Submit ``uids`` as jobs; call ``on_done`` as each job finishes."""
         if not uids:
             return []
+        from amuro_study.slurm_jobs import (
+            JobStateWatcher,
+            ended_without_result,
+            failure_reason,
+            job_for,
+        )
+
         executor = self.submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
         params = self.parameters()
         if executor.cluster != "slurm":  # local/debug back-ends know only the generic keys
@@ -127,17 +145,25 @@ class SlurmExecutor:
         jobs = []
         with executor.batch():
             for uid in uids:
-                jobs.append((uid, executor.submit(execute_unit, plan, uid)))
+                jobs.append((uid, executor.submit(job_for(plan, uid, self.spec.timeout_min))))
+        if executor.cluster == "slurm":
+            # states from sacct, or squeue where there is no accounting (one shared poller)
+            watcher = JobStateWatcher(delay_s=max(6 * self.poll_s, 1.0))
+            for _, job in jobs:
+                job.watcher = watcher
         by_job = {id(job): uid for uid, job in jobs}
         outcomes: list[UnitOutcome] = []
         waiting = [j for _, j in jobs]
         for job in self.submitit.helpers.as_completed(waiting, poll_frequency=self.poll_s):
             uid = by_job[id(job)]
-            try:
-                outcome = job.result()
-            except Exception as err:  # killed by SLURM (time, memory), node failure, ...
-                outcome = _died(plan, uid, f"job {job.job_id} failed: {type(err).__name__}: "
-                                           f"{str(err)[-2000:]}")
+            if executor.cluster == "slurm" and ended_without_result(job):
+                # cancelled, killed at its time limit or out of memory, node lost: say so
+                outcome = _died(plan, uid, failure_reason(job, None, self.spec))
+            else:
+                try:
+                    outcome = job.result()
+                except Exception as err:  # the job failed outside the unit
+                    outcome = _died(plan, uid, failure_reason(job, err, self.spec))
             outcomes.append(outcome)
             on_done(outcome)
         return outcomes
@@ -148,8 +174,10 @@ def make_executor(plan: Plan, kind: str | None = None, workers: int | None = Non
     """The executor the config (or the command line, which wins) asks for."""
     backend = plan.config.backend
     kind = kind or backend.executor
+    workers = workers or backend.workers
     if kind == "local":
-        return LocalExecutor(workers or backend.workers)
+        return LocalExecutor(workers or 1)
     if kind == "slurm":
-        return SlurmExecutor(plan.output_dir / "slurm", backend.slurm, cluster=cluster)
+        return SlurmExecutor(plan.output_dir / "slurm", backend.slurm, cluster=cluster,
+                             max_running=workers)
     raise ValueError(f"unknown executor {kind!r}; known: local, slurm")

@@ -38,7 +38,7 @@ def unit_log(path: Path) -> Any:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
+    with open(path, "a", encoding="utf-8", buffering=1) as fh:  # line by line: tail -f
         sink: TextIO = fh
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             yield
