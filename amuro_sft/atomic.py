@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 TEMP_SUFFIX = ".tmp"
-_TEMP = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
+_TEMP = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp$")
 
 
 def temp_path(target: Path) -> Path:
@@ -34,6 +34,32 @@ def temp_path(target: Path) -> Path:
 def is_temp_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a temp file this module writes (left over only by a hard kill)."""
     return bool(_TEMP.match(Path(path).name))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temp files in ``folder`` (not below it) that a killed writer left: those
+    whose writer process is gone (a hard kill skips the writer's own clean-up)."""
+    removed = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for path in root.iterdir():
+        match = _TEMP.match(path.name)
+        if match and path.is_file() and not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

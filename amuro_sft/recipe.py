@@ -223,12 +223,13 @@ def coerce_option(name: str, value: Any) -> Any:
     raise RecipeError(name, f"must be {_describe(kinds)}, got {value!r}")
 
 
-def suggest(name: str, known: Sequence[str]) -> str:
-    """``"; did you mean X?"`` for a renamed option or the closest known name, or ``""``."""
+def suggest(name: str, known: Sequence[str], prefix: str = "") -> str:
+    """``"; did you mean X?"`` for a renamed option or the closest known name, or ``""``
+    (``prefix``: how names are written, e.g. ``--`` on the command line)."""
     if name in RENAMED_OPTIONS:
-        return f"; it is called {RENAMED_OPTIONS[name]} now (TRL's name)"
+        return f"; it is called {prefix}{RENAMED_OPTIONS[name]} now (TRL's name)"
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-    return f"; did you mean {close[0]}?" if close else ""
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
 
 
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -579,7 +580,7 @@ def parse_cli(argv: Sequence[str], parser: TrlParser | None = None
         unknown = [a for a in remaining if a.startswith("-")] or remaining
         name = unknown[0].lstrip("-").split("=")[0].replace("-", "_")
         raise RecipeError(None, f"unrecognized arguments: {' '.join(remaining)}"
-                                + suggest(name, list(OPTION_OWNER)))
+                                + suggest(name, list(OPTION_OWNER), "--"))
     return SFTRecipe(*parts).validate(), extra
 
 

@@ -23,7 +23,13 @@ from typing import Any
 
 import torch
 
-from amuro_sft.atomic import is_temp_file, read_json, temp_path, write_json_atomic
+from amuro_sft.atomic import (
+    is_temp_file,
+    read_json,
+    remove_stale_temp_files,
+    temp_path,
+    write_json_atomic,
+)
 from amuro_sft.chat_template import ensure_chat_template
 from amuro_sft.checkpoints import incomplete_after, last_good_checkpoint
 from amuro_sft.config import (
@@ -371,6 +377,7 @@ def run_sft(recipe: SFTRecipe, *, callbacks: list | None = None) -> Path:
     resume = last_good_checkpoint(ckpt_dir) if prep.state == "resume" else None
     if is_main_process():
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(out)  # left by a killed run: never trusted, now removed
         write_json_atomic(out / IDENTITY_NAME, prep.identity)
         for stale in incomplete_after(ckpt_dir, resume):  # a resume writes these again
             log.warning("removing %s (incomplete, or newer than the checkpoint resumed from)",

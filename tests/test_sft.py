@@ -557,8 +557,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_model_dir: Path, tmp
 
 @pytest.mark.slow
 def test_lr_sweep_picks_lowest_validation_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
-    cfg = _cfg(tiny_model_dir, tmp_path / "sweep", task="paws", max_steps=3)
-    best = run_lr_sweep(cfg, [1e-3, 1e-7], val_examples=8)
+    cfg = _cfg(tiny_model_dir, tmp_path / "sweep", task="paws", max_steps=3,
+               lr_sweep=[1e-3, 1e-7], val_examples=8)
+    best = run_lr_sweep(cfg)
     sweep = json.loads((tmp_path / "sweep" / "amuro_sweep.json").read_text())
     assert [r["learning_rate"] for r in sweep["runs"]] == [1e-3, 1e-7]
     losses = {r["learning_rate"]: r["eval_loss"] for r in sweep["runs"]}
