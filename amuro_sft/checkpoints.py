@@ -60,6 +60,13 @@ def _non_empty_dir(path: Path) -> bool:
 def checkpoint_complete(ckpt: Path) -> bool:
     """Whether ``ckpt`` can be resumed from: its trainer state, weights and optimizer state are
     there and parse, in any layout the Trainer writes."""
+    try:
+        return _complete(ckpt)
+    except OSError:  # vanished while being looked at (another rank removing a torn one)
+        return False
+
+
+def _complete(ckpt: Path) -> bool:
     if _state_step(ckpt) is None:
         return False
     deepspeed = (ckpt / "latest").is_file() and any(

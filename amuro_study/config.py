@@ -425,10 +425,7 @@ def _parse_finetune(value: Any, *, model: str, data: str, output_dir: Path,
         values = tuple(_float(v, f"finetune.learning_rates[{i}]") for i, v in enumerate(items))
         _unique(values, "finetune.learning_rates")
         lrs = {t: values for t in tasks}
-    if not tasks:
-        if data_map:
-            key = next(iter(data_map))
-            raise _err(f"finetune.{key}", "recipe options need finetune.tasks")
+    if not tasks and not data_map:
         return FinetuneSpec(tasks, lrs, {})
     from amuro_sft.config import RecipeError
     from amuro_sft.recipe import OPTION_OWNER, check_options, recipe_from_options, suggest
@@ -445,6 +442,8 @@ def _parse_finetune(value: Any, *, model: str, data: str, output_dir: Path,
         options = check_options(data_map)
     except RecipeError as err:
         raise _err(f"finetune.{err.option}", err.message) from None
+    if not tasks:  # options checked, nothing to fine-tune
+        return FinetuneSpec(tasks, lrs, options)
     options.setdefault("trust_remote_code", backend.trust_remote_code)
     options["data_source"] = data
     options.setdefault("per_device_train_batch_size", backend.per_device_batch_size)
