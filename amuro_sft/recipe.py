@@ -47,7 +47,14 @@ from amuro_sft.config import (
     split_batch,
 )
 from amuro_sft.hub import check_model_exists
-from amuro_sft.tasks import PAPER_LR, TULU, default_epochs, is_known_task, train_set
+from amuro_sft.tasks import (
+    PAPER_LR,
+    TULU,
+    default_epochs,
+    is_known_task,
+    train_set,
+    trainable_tasks,
+)
 from amuro_tasks.errors import AmuroConfigError
 from amuro_tasks.prompts import FORMATS
 
@@ -327,8 +334,6 @@ class SFTRecipe:
         if a.task is None:
             raise RecipeError("task", "required (e.g. mnli, paws, xsum, socialiqa, tulu)")
         if not is_known_task(a.task):
-            from amuro_sft.tasks import trainable_tasks
-
             raise RecipeError("task", f"unknown task {a.task!r}; known tasks: "
                                       f"{', '.join(trainable_tasks())}")
         if a.format not in FORMATS:
@@ -345,22 +350,27 @@ class SFTRecipe:
         else:
             self.learning_rate  # noqa: B018 - checks the rate, or that the paper has one
         self._check_numbers()
-        split_batch(a.effective_batch_size, t.per_device_train_batch_size,
-                    world_size() if processes is None else processes)
-        if t.gradient_accumulation_steps is not None:
-            _, accumulation = split_batch(a.effective_batch_size, t.per_device_train_batch_size,
-                                          world_size() if processes is None else processes)
-            if t.gradient_accumulation_steps != accumulation:
-                raise RecipeError(
-                    "gradient_accumulation_steps",
-                    f"{t.gradient_accumulation_steps} disagrees with effective_batch_size "
-                    f"{a.effective_batch_size} (per device {t.per_device_train_batch_size} x "
-                    f"processes {processes or world_size()} needs {accumulation}); leave it "
-                    "out: it is derived")
+        processes = world_size() if processes is None else processes
+        _, accumulation = split_batch(a.effective_batch_size, t.per_device_train_batch_size,
+                                      processes)
+        if t.gradient_accumulation_steps not in (None, accumulation):
+            raise RecipeError(
+                "gradient_accumulation_steps",
+                f"{t.gradient_accumulation_steps} disagrees with effective_batch_size "
+                f"{a.effective_batch_size} (per device {t.per_device_train_batch_size} x "
+                f"{processes} processes needs {accumulation}); leave it out: it is derived")
         for option, why in UNSUPPORTED.items():
             owner = t if option == "packing" else m
             if getattr(owner, option, False):
                 raise RecipeError(option, why)
+        from amuro_tasks.loading import data_source
+
+        try:
+            data_source(a.data_source)
+        except AmuroConfigError as err:
+            where = f"{a.data_source!r}" if a.data_source else "$AMURO_DATA"
+            raise RecipeError("data_source", f"{where} is neither hub, fixtures nor an existing "
+                                             "mirror directory") from err
         if not m.model_name_or_path:
             raise RecipeError("model_name_or_path", "required: a Hub id or a local directory")
         try:
