@@ -370,12 +370,11 @@ def _recipe_key(option: str | None, task: str, lrs_key: str) -> str:
     """The study key to blame for a recipe error about ``option``."""
     if option is None:
         return "finetune"
-    if option == "learning_rate":
+    if option in ("learning_rate", "lr_sweep"):
         return lrs_key
-    return {"task": f"finetune.tasks ({task})", "model_name_or_path": "model",
-            "model_revision": "revisions", "output_dir": "output_dir", "data_source": "data",
-            "effective_batch_size": "finetune.effective_batch_size"}.get(option,
-                                                                          f"finetune.{option}")
+    if option == "task":
+        return f"finetune.tasks ({task})"
+    return _SET_BY_STUDY.get(option, f"finetune.{option}")
 
 
 def _parse_finetune(value: Any, *, model: str, data: str, output_dir: Path,
