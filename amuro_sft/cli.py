@@ -1,129 +1,141 @@
-"""``amuro-sft``: fine-tune a (revision of a) checkpoint on an amuro task.
+"""``amuro-sft``: fine-tune a (revision of a) checkpoint on an amuro task, with TRL's flags.
+
+The options are TRL's (``SFTConfig``, ``ModelConfig``: ``--model_name_or_path``,
+``--model_revision``, ``--output_dir``, ``--learning_rate``, ``--num_train_epochs``,
+``--per_device_train_batch_size``, ``--use_cpu``, ``--report_to``, ``--push_to_hub``,
+``--hub_model_id``, ...) with the paper's recipe as defaults, plus amuro's (``--task``,
+``--format``, ``--lr_sweep``, ``--num_train_examples``, ...). ``--config recipe.yaml`` reads any
+of them from a file; flags override it.
 
 Examples::
 
-    amuro-sft --model allenai/OLMo-1B-hf --revision step342000-tokens1434B --task mnli \\
-        --output-dir runs/olmo1b-342k-mnli
-    amuro-sft --model allenai/OLMo-1B-hf --revision step342000 --task xsum \\
-        --lr 2e-5 2e-6 2e-7 --output-dir runs/sweep-xsum        # sweep, best on validation
+    amuro-sft --model_name_or_path allenai/OLMo-1B-hf --model_revision step342000-tokens1434B \\
+        --task mnli --output_dir runs/olmo1b-342k-mnli
+    amuro-sft --config examples/sft_mnli.yaml --output_dir runs/mnli
+    amuro-sft --model_name_or_path allenai/OLMo-1B-hf --task xsum \\
+        --lr_sweep 2e-5 2e-6 2e-7 --output_dir runs/sweep-xsum     # best on validation
     accelerate launch --config_file <trl>/accelerate_configs/multi_gpu.yaml \\
-        -m amuro_sft.cli --model ... --task paws --output-dir ...  # DDP / FSDP / ZeRO
+        -m amuro_sft.cli --config recipe.yaml                       # DDP / FSDP / ZeRO
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import math
 import sys
+from collections.abc import Sequence
 
 from amuro_tasks.errors import AmuroConfigError, AmuroDataError
-from amuro_tasks.prompts import FORMATS
 
-TASK_CHOICES = ("mnli", "paws", "xsum", "socialiqa", "tulu")
+DEPRECATED_UNTIL = "amuro 0.3"
+"""The release that stops accepting the old (amuro 0.1) flag spellings."""
 
+def _renamed_flags() -> dict[str, str]:
+    """Old flag -> its TRL-style replacement (same value)."""
+    from amuro_sft.recipe import RENAMED_OPTIONS
 
-def _lr(value: str) -> float:
-    try:
-        lr = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"learning rate must be a number, got {value!r}") from None
-    if not math.isfinite(lr) or lr <= 0:
-        raise argparse.ArgumentTypeError(f"learning rate must be finite and > 0, got {value!r}")
-    return lr
-
-
-def _count(value: str) -> int | None:
-    if value.lower() in ("all", "none"):
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a count >= 1, got {value!r}")
-    return n
+    out = {f"--{old.replace('_', '-')}": f"--{new}" for old, new in RENAMED_OPTIONS.items()
+           if old not in ("lr", "cpu")}  # --lr takes several values, --cpu none: below
+    # amuro's sample seed was --data-seed; TRL's --data_seed (same dash spelling) orders batches
+    out["--data-seed"] = "--sample_seed"
+    return out
+#: old switch -> TRL-style flags
+_SWITCHES: dict[str, list[str]] = {
+    "--cpu": ["--use_cpu"],
+    "--no-progress": ["--disable_tqdm", "true"],
+    "--no-bf16": ["--bf16", "false"],
+    "--plain": ["--padding_free", "false", "--optim", "adamw_torch"],
+}
+_BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "t", "f", "y", "n"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="amuro-sft", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--model", required=True, help="hub id or local directory of the base model")
-    p.add_argument("--revision", default=None,
-                   help="hub branch/tag/commit, e.g. step342000-tokens1434B (a step prefix such "
-                        "as step342000 resolves to its branch); not with a local directory")
-    p.add_argument("--task", required=True, help=f"one of {', '.join(TASK_CHOICES)}")
-    p.add_argument("--format", default="default", help=f"prompt format: {', '.join(FORMATS)}")
-    p.add_argument("--lr", "--learning-rate", dest="lr", nargs="+", type=_lr, default=None,
-                   help="learning rate; several = sweep, best on a held-out validation slice "
-                        "(default: the paper's pick for the task)")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--data-seed", type=int, default=42, help="seed of the 6,000-row sample")
-    p.add_argument("--output-dir", required=True)
-    p.add_argument("--push-to-hub", metavar="REPO", default=None,
-                   help="upload the finished run to this hub repo (never without this flag)")
-    p.add_argument("--hub-branch", default=None,
-                   help="branch name (default: <revision>_<task>_lr<lr>_seed<seed>)")
-    p.add_argument("--num-train-examples", type=_count, default=6000,
-                   help="training examples (default 6000; 'all' for every row)")
-    p.add_argument("--sample-fraction", type=float, default=None,
-                   help="tulu only: fraction of rows instead (the authors' release: 0.05)")
-    p.add_argument("--val-examples", type=int, default=None,
-                   help="validation rows held out from the training split (sweep default 500)")
-    p.add_argument("--epochs", type=float, default=None, help="default 3 (tulu 5)")
-    p.add_argument("--effective-batch-size", type=int, default=8)
-    p.add_argument("--per-device-batch-size", type=int, default=8)
-    p.add_argument("--max-steps", type=int, default=-1)
-    p.add_argument("--max-length", type=int, default=2048)
-    p.add_argument("--data-source", default=None,
-                   help="hub (default), fixtures, or a local mirror directory ($AMURO_DATA)")
-    p.add_argument("--on-invalid", choices=("error", "skip"), default="error",
-                   help="training rows that fail validation: stop (default) or drop")
-    p.add_argument("--save-steps", type=int, default=250)
-    p.add_argument("--logging-steps", type=int, default=10)
-    p.add_argument("--keep-checkpoints", action="store_true")
-    p.add_argument("--plain", action="store_true",
-                   help="TRL's per-example padding instead of amuro's padding-free batches")
-    p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--attn-implementation", default=None)
-    p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on GPU")
-    p.add_argument("--cpu", action="store_true", help="train on CPU even if a GPU is visible")
-    p.add_argument("--trust-remote-code", action="store_true")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p
+def _values(argv: list[str], i: int) -> list[str]:
+    out = []
+    for arg in argv[i + 1:]:
+        if arg.startswith("--"):
+            break
+        out.append(arg)
+    return out
+
+
+def translate_legacy(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Rewrite amuro 0.1's flag spellings as TRL's; return ``(argv, deprecation messages)``.
+
+    Flags that only changed ``-`` to ``_`` need no rewriting (``TrlParser`` accepts both);
+    ``--data-seed`` is amuro's sample seed here, not TRL's ``--data_seed``."""
+    argv = list(argv)
+    renamed = _renamed_flags()
+    out: list[str] = []
+    notes: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        flag, eq, inline = arg.partition("=")
+        if flag in renamed:
+            new = renamed[flag]
+            notes.append(f"{flag} is deprecated, use {new}")
+            out.append(new + (f"={inline}" if eq else ""))
+        elif flag in _SWITCHES and not eq:
+            notes.append(f"{flag} is deprecated, use {' '.join(_SWITCHES[flag])}")
+            out += _SWITCHES[flag]
+        elif flag in ("--lr", "--learning-rate") and not eq:
+            values = _values(argv, i)
+            if flag == "--learning-rate" and len(values) == 1:
+                out += [arg, *values]  # TRL's own dash spelling of --learning_rate
+            elif len(values) == 1:
+                notes.append("--lr is deprecated, use --learning_rate")
+                out += ["--learning_rate", *values]
+            else:
+                notes.append(f"{flag} with several rates is deprecated, use --lr_sweep")
+                out += ["--lr_sweep", *values]
+            i += 1 + len(values)
+            continue
+        elif flag == "--push-to-hub" and not eq and _values(argv, i)[:1] \
+                and _values(argv, i)[0].lower() not in _BOOL_WORDS:
+            repo = _values(argv, i)[0]
+            notes.append("--push-to-hub REPO is deprecated, use --push_to_hub "
+                         "--hub_model_id REPO")
+            out += ["--push_to_hub", "--hub_model_id", repo]
+            i += 2
+            continue
+        elif flag in ("--num-train-examples", "--num_train_examples") \
+                and _values(argv, i)[:1] == ["all"]:
+            notes.append(f"{flag} all is deprecated, use {flag} none")
+            out += [flag, "none"]
+            i += 2
+            continue
+        else:
+            out.append(arg)
+        i += 1
+    return out, [f"{n} (the old spelling is accepted until {DEPRECATED_UNTIL})" for n in notes]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``amuro-sft``; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    from amuro_sft.config import AmuroSFTError, RecipeError
+    from amuro_sft.recipe import main_error, make_parser, parse_cli
+
+    args, notes = translate_legacy(sys.argv[1:] if argv is None else argv)
+    for note in notes:
+        print(f"amuro-sft: warning: {note}", file=sys.stderr)
+    parser = make_parser(description=__doc__)
+    try:
+        recipe, extra = parse_cli(args, parser)
+    except RecipeError as err:
+        return main_error(err)
+    except ValueError as err:  # TRL's / transformers' own checks of their options
+        print(f"amuro-sft: error: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO if extra.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from amuro_sft.config import AmuroSFTError, SFTRunConfig
     from amuro_sft.train import run_lr_sweep, run_sft
 
-    lrs = args.lr or [None]
-    cfg = SFTRunConfig(
-        model=args.model, task=args.task, output_dir=args.output_dir, revision=args.revision,
-        format=args.format, learning_rate=lrs[0], seed=args.seed, data_seed=args.data_seed,
-        num_train_examples=args.num_train_examples, sample_fraction=args.sample_fraction,
-        epochs=args.epochs, effective_batch_size=args.effective_batch_size,
-        per_device_batch_size=args.per_device_batch_size, max_steps=args.max_steps,
-        max_length=args.max_length, data_source=args.data_source, push_to_hub=args.push_to_hub,
-        hub_branch=args.hub_branch, trust_remote_code=args.trust_remote_code,
-        val_examples=args.val_examples or 0, on_invalid=args.on_invalid,
-        save_steps=args.save_steps, logging_steps=args.logging_steps,
-        keep_checkpoints=args.keep_checkpoints, tuned=not args.plain,
-        gradient_checkpointing=args.gradient_checkpointing,
-        attn_implementation=args.attn_implementation, bf16=False if args.no_bf16 else None,
-        use_cpu=args.cpu, disable_tqdm=args.no_progress,
-    )
     try:
-        if len(lrs) > 1:
-            run_lr_sweep(cfg, lrs, val_examples=args.val_examples)
+        if recipe.args.lr_sweep:
+            run_lr_sweep(recipe)
         else:
-            run_sft(cfg)
+            run_sft(recipe)
+    except RecipeError as err:
+        return main_error(err)
     except (AmuroConfigError, AmuroDataError, AmuroSFTError) as err:
         print(f"amuro-sft: error: {err}", file=sys.stderr)
         return 2

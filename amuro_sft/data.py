@@ -1,7 +1,9 @@
 """Training data: the evaluation templates' prompt-completion pairs, or TULU conversations.
 
-Supervised tasks: the training split of the task's evaluation set, shuffled with a fixed seed,
-first ``n`` valid rows (``amuro_tasks.loading.load_training_docs``), each rendered by
+Supervised tasks (the paper's four, or any amuro set with a labelled train split): the training
+split of the task's evaluation set, shuffled with a fixed seed (``sample_seed``), first ``n`` valid
+rows (``n`` = ``num_train_examples``, or ``sample_fraction`` x the split's rows;
+``amuro_tasks.loading.load_training_docs``), each rendered by
 ``amuro_tasks.prompts.render_example`` -- the very template the evaluation task uses -- so the
 training prompt of a row *is* its evaluation prompt. TRL computes the loss on the completion only.
 
@@ -26,11 +28,12 @@ from typing import Any
 import datasets
 
 from amuro_sft.chat_template import ROLES, TULU_CHAT_TEMPLATE
-from amuro_sft.config import SFTRunConfig
+from amuro_sft.recipe import SFTRecipe
 from amuro_tasks.errors import AmuroDataError
 from amuro_tasks.loading import (
     FIXTURE_DIR,
     data_source,
+    load_raw_split,
     load_training_docs,
     shuffled_order,
 )
@@ -42,9 +45,11 @@ log = logging.getLogger("amuro")
 TULU_PATH = "allenai/tulu-v2-sft-mixture"
 TULU_FIXTURE_KEY = "allenai__tulu-v2-sft-mixture/default"
 
-#: family -> the doc field truncated when an example does not fit ``max_length``.
+#: family -> the doc field truncated when an example does not fit ``max_length`` (families not
+#: listed have short inputs: an example that does not fit is dropped and counted).
 TRUNCATE_FIELD: dict[str, str] = {
     "summarization": "document", "qgen": "context", "nli": "premise", "paraphrase": "sentence1",
+    "boolq": "passage", "sciq_mc": "support", "arc": "question", "openbookqa": "question_stem",
 }
 
 
@@ -98,7 +103,7 @@ def fit_example(
     ``added_tokens``: :func:`_added_special_tokens` of ``tokenizer``, when the caller has it.
     """
     example = render_example(family, fmt, doc)
-    name = TRUNCATE_FIELD[family]
+    name = TRUNCATE_FIELD.get(family)
     doc = dict(doc)
     truncated = False
     if added_tokens is None:
@@ -109,6 +114,8 @@ def fit_example(
             - max_length
         if excess <= 0:
             return example, truncated
+        if name is None or not isinstance(doc.get(name), str):
+            return None, truncated
         ids = tokenizer(doc[name], add_special_tokens=False)["input_ids"]
         keep = len(ids) - excess - 4  # a small margin: tokens can merge across the cut
         if keep <= 0:
@@ -119,53 +126,62 @@ def fit_example(
     return None, truncated
 
 
-def _task_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
-    spec = get_spec(cfg.train_set)
-    want = cfg.num_train_examples
-    n = None if want is None else want + cfg.val_examples
+def _wanted(recipe: SFTRecipe, n_rows: int | None) -> int | None:
+    """Training examples asked for: ``sample_fraction`` x rows, else ``num_train_examples``."""
+    if recipe.args.sample_fraction is not None and n_rows is not None:
+        return max(1, round(recipe.args.sample_fraction * n_rows))
+    return recipe.args.num_train_examples
+
+
+def _task_data(recipe: SFTRecipe, tokenizer, source: str) -> TrainingData:
+    spec = get_spec(recipe.train_set)
+    a = recipe.args
+    n_rows = len(load_raw_split(spec, "train", source)) if a.sample_fraction is not None \
+        else None
+    want = _wanted(recipe, n_rows)
+    n = None if want is None else want + recipe.val_examples
     skipped: dict[str, int] = {}
     docs = load_training_docs(
-        spec.name, n=n, seed=cfg.data_seed, split="train", source=source,
-        on_invalid=cfg.on_invalid, drop_counts=skipped,
+        spec.name, n=n, seed=a.sample_seed, split="train", source=source,
+        on_invalid=a.on_invalid, drop_counts=skipped,
     )
     examples: list[dict[str, str]] = []
     ids: list[Any] = []
     truncated = dropped = 0
     added = _added_special_tokens(tokenizer)
+    max_length = recipe.training.max_length
     for doc in docs:
-        example, was_cut = fit_example(spec.family, cfg.format, doc, tokenizer, cfg.max_length,
-                                       added)
+        example, was_cut = fit_example(spec.family, a.format, doc, tokenizer, max_length, added)
         truncated += was_cut
         if example is None:
             dropped += 1
             continue
         examples.append(example)
         ids.append(doc["row_index"])
-    data = _split(cfg, examples, ids, source, spec.path, truncated, dropped)
+    data = _split(recipe, examples, ids, source, spec.path, truncated, dropped,
+                  n_train=None if want is None else min(want, len(examples)))
     data.stats["invalid_rows"] = skipped.get("invalid", 0)
     data.stats["empty_rows"] = skipped.get("documented empty field", 0)
     return data
 
 
 def _split(
-    cfg: SFTRunConfig, examples: list[dict[str, Any]], ids: list[Any], source: str, dataset: str,
-    truncated: int, dropped: int, n_train: int | None = None,
+    recipe: SFTRecipe, examples: list[dict[str, Any]], ids: list[Any], source: str,
+    dataset: str, truncated: int, dropped: int, n_train: int | None = None,
 ) -> TrainingData:
-    n_val = cfg.val_examples
-    if n_train is None and cfg.num_train_examples is None:
+    """The first ``n_train`` examples train, the next ``val_examples`` validate (the training
+    sample never depends on the validation slice); ``None``: all but the slice train."""
+    n_val = recipe.val_examples
+    if n_train is None:
         n_train = len(examples) - n_val
-    elif n_train is None:
-        # the training sample never depends on the validation slice: it is always the first rows
-        n_train = min(cfg.num_train_examples, len(examples))
     if n_train < 1 or len(examples) - n_train < n_val:
         raise AmuroDataError(
-            f"{cfg.task}: {len(examples)} usable training rows, too few for "
+            f"{recipe.task}: {len(examples)} usable training rows, too few for "
             f"{n_train} training + {n_val} held-out validation examples"
         )
-    if cfg.sample_fraction is None and cfg.num_train_examples is not None \
-            and n_train < cfg.num_train_examples:
-        log.warning("%s: only %d training examples (asked for %d)", cfg.task, n_train,
-                    cfg.num_train_examples)
+    wanted = recipe.args.num_train_examples
+    if recipe.args.sample_fraction is None and wanted is not None and n_train < wanted:
+        log.warning("%s: only %d training examples (asked for %d)", recipe.task, n_train, wanted)
     train_rows = examples[:n_train]
     val_rows = examples[n_train:n_train + n_val]
     return TrainingData(
@@ -233,26 +249,26 @@ def fit_conversation(
     return (msgs or None), truncated
 
 
-def _tulu_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
+def _tulu_data(recipe: SFTRecipe, tokenizer, source: str) -> TrainingData:
     raw = load_tulu_rows(source)
-    order = shuffled_order(len(raw), cfg.data_seed)  # = raw.shuffle(seed=data_seed)
-    want = cfg.num_train_examples
-    if cfg.sample_fraction is not None:  # a fraction of the split's rows, as the release's sample
-        want = max(1, round(cfg.sample_fraction * len(raw)))
+    a = recipe.args
+    order = shuffled_order(len(raw), a.sample_seed)  # = raw.shuffle(seed=sample_seed)
+    want = _wanted(recipe, len(raw))  # a fraction of the split's rows: the release's sample
+    n_val = recipe.val_examples
     examples, ids = [], []
     truncated = dropped = invalid = 0
     for index in order:
-        if want is not None and len(examples) == want + cfg.val_examples:
+        if want is not None and len(examples) == want + n_val:
             break  # validating and fitting the rest of a 326k-row split would only cost time
         row = raw[index]
         try:
             messages = validate_tulu_row(row, f"tulu/train row {index} (id {row.get('id')!r})")
         except AmuroDataError as err:
-            if cfg.on_invalid == "error":
-                raise AmuroDataError(f"{err}; pass --on-invalid skip to drop such rows") from None
+            if a.on_invalid == "error":
+                raise AmuroDataError(f"{err}; pass --on_invalid skip to drop such rows") from None
             invalid += 1
             continue
-        fitted, was_cut = fit_conversation(messages, tokenizer, cfg.max_length)
+        fitted, was_cut = fit_conversation(messages, tokenizer, recipe.training.max_length)
         truncated += was_cut
         if fitted is None:
             dropped += 1
@@ -261,7 +277,7 @@ def _tulu_data(cfg: SFTRunConfig, tokenizer, source: str) -> TrainingData:
         ids.append(row.get("id", index))
     if invalid:
         log.warning("tulu/train: dropped %d invalid rows", invalid)
-    data = _split(cfg, examples, ids, source, TULU_PATH, truncated, dropped + invalid,
+    data = _split(recipe, examples, ids, source, TULU_PATH, truncated, dropped + invalid,
                   n_train=None if want is None else min(want, len(examples)))
     data.stats["invalid_rows"] = invalid
     return data
@@ -282,14 +298,15 @@ def dataset_commit(path: str, revision: str | None, source: str) -> str | None:
         return None
 
 
-def build_training_data(cfg: SFTRunConfig, tokenizer) -> TrainingData:
+def build_training_data(recipe: SFTRecipe, tokenizer) -> TrainingData:
     """Load, validate, subsample, render and fit the training (and validation) examples."""
-    source = data_source(cfg.data_source)
-    data = _tulu_data(cfg, tokenizer, source) if cfg.is_tulu else _task_data(cfg, tokenizer, source)
-    revision = None if cfg.is_tulu else get_spec(cfg.train_set).revision
+    source = data_source(recipe.args.data_source)
+    data = _tulu_data(recipe, tokenizer, source) if recipe.is_tulu \
+        else _task_data(recipe, tokenizer, source)
+    revision = None if recipe.is_tulu else get_spec(recipe.train_set).revision
     data.stats["dataset_revision"] = (revision or "main") if source == "hub" else None
     data.stats["dataset_commit"] = dataset_commit(data.dataset, revision, source)
     if data.dropped:
-        log.warning("%s: %d examples dropped (do not fit max_length=%d)", cfg.task, data.dropped,
-                    cfg.max_length)
+        log.warning("%s: %d examples dropped (do not fit max_length=%d)", recipe.task,
+                    data.dropped, recipe.training.max_length)
     return data

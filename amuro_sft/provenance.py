@@ -1,9 +1,10 @@
 """The provenance record (``amuro_run.json``), the run identity and the model card.
 
-``amuro_run.json`` is written atomically (temp file + ``os.replace``) and only after the model is
+``amuro_run.json`` is written atomically (:mod:`amuro_sft.atomic`) and only after the model is
 saved: its presence marks a finished run. While a run is under way, ``amuro_run_args.json`` holds
-its identity (the options that define what is trained), so a re-run with the same arguments
-resumes and a different run in the same directory is refused.
+its identity (the recipe's identity, :meth:`amuro_sft.recipe.SFTRecipe.identity`, plus the base
+checkpoint's commit or fingerprint), so a re-run of the same recipe resumes and a different run
+in the same directory is refused.
 """
 
 from __future__ import annotations
@@ -20,12 +21,6 @@ from typing import Any
 RECORD_NAME = "amuro_run.json"
 IDENTITY_NAME = "amuro_run_args.json"
 SCHEMA_VERSION = 1
-
-#: Options that do not change what a run computes (they may differ between a run and its resume).
-NON_IDENTITY_KEYS = frozenset({
-    "output_dir", "push_to_hub", "hub_branch", "save_steps", "logging_steps", "keep_checkpoints",
-    "disable_tqdm", "use_cpu",
-})
 
 LIBRARIES = ("amuro", "torch", "transformers", "trl", "datasets", "accelerate", "tokenizers",
              "huggingface_hub", "lm_eval", "flash_attn", "liger_kernel", "deepspeed")
@@ -67,29 +62,10 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` via a temp file and ``os.replace`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object at ``path``, or ``None`` if there is none."""
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
-def run_identity(options: dict[str, Any], commit_sha: str | None) -> dict[str, Any]:
-    """What defines a run: its options minus :data:`NON_IDENTITY_KEYS`, plus the base commit."""
-    ident = {k: v for k, v in options.items() if k not in NON_IDENTITY_KEYS}
-    ident["base_commit_sha"] = commit_sha
+def run_identity(recipe_identity: dict[str, Any], checkpoint_id: str | None) -> dict[str, Any]:
+    """What defines a run: the recipe's identity plus the base checkpoint's commit hash (Hub)
+    or fingerprint (local directory), as canonical JSON values."""
+    ident = {**recipe_identity, "base_commit_sha": checkpoint_id}
     return json.loads(json.dumps(ident, sort_keys=True, default=str))
 
 
@@ -110,13 +86,20 @@ def model_card(record: dict[str, Any]) -> str:
     rev = record.get("revision") or "(default)"
     sha = record.get("base_commit_sha") or "(local directory)"
     dataset = record["data"]["dataset"]
+    source = record["data"].get("source", "hub")
+    if source == "hub":
+        data_line = f"data `{dataset}`"
+    elif source == "fixtures":
+        data_line = f"amuro's synthetic test fixtures in the schema of `{dataset}` (not its rows)"
+    else:
+        data_line = f"a local mirror `{source}` of `{dataset}`"
     losses = record.get("losses", {})
     lines = [
         "---",
         f"base_model: {base}" if not record.get("base_is_local") else "base_model: local",
         "library_name: transformers",
         "tags: [amuro, sft, trl]",
-        f"datasets: [{dataset}]",
+        *([f"datasets: [{dataset}]"] if source == "hub" else []),
         "---",
         "",
         f"# {Path(base).name} @ {rev}, fine-tuned on {task}",
@@ -125,7 +108,7 @@ def model_card(record: dict[str, Any]) -> str:
         "Sun & Dredze, *Amuro & Char* (§3.2, Appendix A).",
         "",
         f"- Base model: `{base}`, revision `{rev}`, commit `{sha}`",
-        f"- Task: `{task}` (prompt format `{record['format']}`), data `{dataset}` "
+        f"- Task: `{task}` (prompt format `{record['format']}`), {data_line} "
         f"({record['data']['num_train_examples']} examples, sample sha256 "
         f"`{record['data']['sample_hash'][:16]}…`)",
         f"- Learning rate {hp['learning_rate']:g}, {hp['num_train_epochs']:g} epochs, effective "

@@ -1,13 +1,14 @@
 """Fine-tune a checkpoint on an amuro task with TRL's ``SFTTrainer``: run, resume, skip, sweep.
 
-:func:`run_sft` checks everything that can be checked before spending accelerator time (options,
-revision, output directory, credentials, every training row), then hands the loop to TRL.
-:func:`run_lr_sweep` trains one run per learning rate and picks the one with the lowest loss on
-a validation slice held out from the task's *training* split.
+:func:`run_sft` checks everything that can be checked before spending accelerator time (the
+recipe, revision, output directory, credentials, every training row), then hands the loop to
+TRL. :func:`run_lr_sweep` trains one run per learning rate and picks the one with the lowest loss
+on a validation slice held out from the task's *training* split.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -15,18 +16,29 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, fields, replace
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from amuro_sft.atomic import (
+    is_temp_file,
+    read_json,
+    remove_stale_temp_files,
+    temp_path,
+    write_json_atomic,
+)
 from amuro_sft.chat_template import ensure_chat_template
+from amuro_sft.checkpoints import incomplete_after, last_good_checkpoint
 from amuro_sft.config import (
+    SWEEP_VAL_EXAMPLES,
     AmuroSFTError,
     NonFiniteLossError,
-    SFTRunConfig,
-    _check_lr,
+    RecipeError,
+    check_learning_rate,
+    split_batch,
 )
 from amuro_sft.data import TrainingData, build_training_data, examples_hash
 from amuro_sft.hub import (
@@ -46,122 +58,87 @@ from amuro_sft.provenance import (
     identity_diff,
     library_versions,
     model_card,
-    read_json,
     run_identity,
-    write_json_atomic,
 )
-from amuro_tasks.loading import data_source
+from amuro_sft.recipe import SFTRecipe, world_size, write_recipe
+from amuro_sft.tracking import add_provenance_callback
 
 log = logging.getLogger("amuro")
 
 CHECKPOINT_DIR = "checkpoints"
 SWEEP_RECORD = "amuro_sweep.json"
+RECIPE_NAME = "amuro_recipe.yaml"
+"""The run's recipe file in its output directory (``amuro-sft --config`` reruns it)."""
+TRACKER_DIR = "runs"
+"""TensorBoard event files, next to the model (checkpoints are removed when a run finishes)."""
 
 
 # ------------------------------------------------------------------------------ environment
-def world_size() -> int:
-    """Processes taking part in training (``accelerate launch`` / ``torchrun`` set WORLD_SIZE)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def is_main_process() -> bool:
+    """Rank 0 of an ``accelerate launch`` (or the only process)."""
     return os.environ.get("RANK", "0") == "0"
 
 
-def on_gpu(cfg: SFTRunConfig) -> bool:
-    return torch.cuda.is_available() and not cfg.use_cpu
+def on_gpu(recipe: SFTRecipe) -> bool:
+    """Whether training runs on a GPU."""
+    return torch.cuda.is_available() and not recipe.training.use_cpu
 
 
-def pick_attn_implementation(cfg: SFTRunConfig) -> str:
+def pick_attn_implementation(recipe: SFTRecipe) -> str:
     """FlashAttention-2 (varlen kernels make padding-free fast) on GPU when installed, else SDPA."""
-    if cfg.attn_implementation:
-        return cfg.attn_implementation
-    if on_gpu(cfg) and importlib.util.find_spec("flash_attn") is not None:
+    if recipe.model.attn_implementation:
+        return recipe.model.attn_implementation
+    if on_gpu(recipe) and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
     return "sdpa"
 
 
-def use_bf16(cfg: SFTRunConfig) -> bool:
-    """bf16 autocast (weights stay fp32): on by default on bf16-capable GPUs, off on CPU."""
-    if cfg.bf16 is not None:
-        return cfg.bf16
-    return on_gpu(cfg) and torch.cuda.is_bf16_supported()
-
-
-def gradient_accumulation(cfg: SFTRunConfig, n_procs: int | None = None) -> int:
-    """Accumulation steps so that per-device batch x processes x steps = effective batch size."""
-    n_procs = n_procs or world_size()
-    per_step = cfg.per_device_batch_size * n_procs
-    if cfg.effective_batch_size % per_step:
-        raise AmuroSFTError(
-            f"effective batch size {cfg.effective_batch_size} is not a multiple of per-device "
-            f"batch size {cfg.per_device_batch_size} x {n_procs} processes"
-        )
-    return cfg.effective_batch_size // per_step
-
-
 # ------------------------------------------------------------------------------ TRL config
-def build_sft_config(cfg: SFTRunConfig, checkpoint_dir: str | Path, *, eval: bool = False):
-    """The ``SFTConfig`` of a run: the paper's recipe, and amuro's speed settings when ``tuned``.
+def build_sft_config(recipe: SFTRecipe, checkpoint_dir: str | Path,
+                     processes: int | None = None):
+    """The ``SFTConfig`` the trainer gets: the recipe's, resolved for this run.
 
-    Tuned: padding-free batches (sequences concatenated, attention kept within each sequence by
-    ``position_ids``; still ``per_device_batch_size`` *examples* per step, no packing), bf16
-    autocast over fp32 weights on GPU, fused AdamW, no gradient checkpointing.
+    The learning rate and epochs of the task; per-device batch and gradient accumulation from
+    the effective-batch rule (:func:`amuro_sft.config.split_batch`) over ``processes``
+    (default ``WORLD_SIZE``); checkpoints in ``checkpoint_dir``; no ``max_length`` truncation
+    with padding-free batches (the examples were fitted to it already, and TRL refuses the
+    combination); the assistant-only loss for TULU; training tokens counted (the record's
+    tokens/s); never a push from inside the trainer (amuro pushes the finished run to a branch
+    it creates first).
     """
-    from trl import SFTConfig
-
-    gpu = on_gpu(cfg)
-    kwargs: dict[str, Any] = dict(
+    t = recipe.training
+    per_device, accumulation = split_batch(recipe.args.effective_batch_size,
+                                           t.per_device_train_batch_size,
+                                           world_size() if processes is None else processes)
+    if per_device != t.per_device_train_batch_size:
+        log.info("per_device_train_batch_size %d -> %d so that %d x %d x %d processes = %d",
+                 t.per_device_train_batch_size, per_device, per_device, accumulation,
+                 processes or world_size(), recipe.args.effective_batch_size)
+    return recipe.with_options(
         output_dir=str(checkpoint_dir),
-        learning_rate=cfg.lr,
-        num_train_epochs=cfg.num_epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_batch_size,
-        per_device_eval_batch_size=cfg.per_device_batch_size,
-        gradient_accumulation_steps=gradient_accumulation(cfg),
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a value < 1 is a ratio of the steps
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        optim="adamw_torch_fused" if cfg.tuned else "adamw_torch",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        bf16=use_bf16(cfg),
-        fp16=False,
-        use_cpu=not gpu,
-        padding_free=cfg.tuned,
-        # Padding-free without packing does not truncate; data.py already fits every example.
-        max_length=None if cfg.tuned else cfg.max_length,
-        assistant_only_loss=cfg.is_tulu,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        logging_nan_inf_filter=False,  # never hide a NaN loss behind an average
-        include_num_input_tokens_seen="non_padding",
-        report_to="none",
-        disable_tqdm=cfg.disable_tqdm,
-        eval_strategy="no",
-        dataloader_num_workers=0,
-    )
-    # transformers >= 5.x renamed gradient_checkpointing (a deprecated alias now)
-    names = {f.name for f in fields(SFTConfig)}
-    ckpt = "activation_checkpointing" if "activation_checkpointing" in names \
-        else "gradient_checkpointing"
-    kwargs[ckpt] = cfg.gradient_checkpointing
-    kwargs.update(cfg.extra_sft_args)
-    return SFTConfig(**kwargs)
+        learning_rate=recipe.learning_rate,
+        num_train_epochs=recipe.num_train_epochs,
+        per_device_train_batch_size=per_device,
+        per_device_eval_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        data_seed=t.seed if t.data_seed is None else t.data_seed,
+        use_cpu=not on_gpu(recipe),
+        max_length=None if t.padding_free else t.max_length,
+        assistant_only_loss=recipe.is_tulu or t.assistant_only_loss,
+        include_num_input_tokens_seen="non_padding",  # the record's tokens and tokens/s
+        push_to_hub=False,
+    ).training
 
 
 def _log_last_step_callback():
     from transformers import TrainerCallback
 
     class LogLastStep(TrainerCallback):
-        """Log at the final step too, so the record's final loss is the loss at the end."""
+        """Log at the final step and at every checkpoint, so the record's final loss is the loss
+        at the end and the logged windows cover every step of a resumed run."""
 
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step >= state.max_steps:
+            if state.global_step >= state.max_steps or control.should_save:
                 control.should_log = True
             return control
 
@@ -190,35 +167,6 @@ def _make_trainer_class():
 
 
 # ------------------------------------------------------------------------------ output dir
-def last_good_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The newest complete checkpoint, or ``None``.
-
-    Complete = the Trainer got as far as writing ``trainer_state.json`` (it does so after the
-    weights and optimizer) and weights and optimizer state are there, in any of the layouts the
-    Trainer writes: one process (``*.safetensors``, ``optimizer.pt``), FSDP sharded state
-    (``pytorch_model_fsdp_*``, ``optimizer_*``) or DeepSpeed ZeRO (``global_step*/`` + ``latest``).
-    """
-    if not checkpoint_dir.is_dir():
-        return None
-    found = []
-    for child in checkpoint_dir.iterdir():
-        if child.is_dir() and child.name.startswith("checkpoint-"):
-            try:
-                step = int(child.name.split("-", 1)[1])
-            except ValueError:
-                continue
-            if _checkpoint_complete(child):
-                found.append((step, child))
-    return max(found)[1] if found else None
-
-
-def _checkpoint_complete(ckpt: Path) -> bool:
-    deepspeed = (ckpt / "latest").is_file() and any(ckpt.glob("global_step*"))
-    weights = deepspeed or any(ckpt.glob("*.safetensors")) or any(ckpt.glob("pytorch_model*"))
-    optimizer = deepspeed or (ckpt / "optimizer.pt").is_file() or any(ckpt.glob("optimizer_*"))
-    return (ckpt / "trainer_state.json").is_file() and weights and optimizer
-
-
 def wait_for_everyone() -> None:
     """A barrier across the processes of an ``accelerate launch`` (a no-op in one process)."""
     if world_size() > 1:
@@ -227,76 +175,91 @@ def wait_for_everyone() -> None:
         PartialState().wait_for_everyone()
 
 
-def _normalized_options(cfg: SFTRunConfig) -> dict[str, Any]:
-    options = cfg.to_dict()
-    options["learning_rate"] = cfg.lr
-    options["epochs"] = cfg.num_epochs
-    options["data_source"] = data_source(cfg.data_source)
-    return options
-
-
 def check_output_dir(out: Path, identity: dict[str, Any]) -> str:
-    """``"finished"``, ``"resume"`` or ``"new"``; raise if ``out`` holds a different run."""
-    record = read_json(out / RECORD_NAME)
+    """``"finished"``, ``"resume"`` or ``"new"``; raise if ``out`` holds something else.
+
+    amuro's own temp files (left by a write that was killed) do not count as content."""
+    if out.exists() and not out.is_dir():
+        raise RecipeError("output_dir", f"{out} is a file, not a folder")
+    try:
+        record = read_json(out / RECORD_NAME)
+    except ValueError:
+        raise RecipeError("output_dir", f"{out / RECORD_NAME} is unreadable (not JSON)") from None
     if record is not None:
         if record.get("identity") == identity:
             return "finished"
-        raise AmuroSFTError(
-            f"output dir {out} holds a different finished run: "
+        raise RecipeError(
+            "output_dir",
+            f"{out} holds a different finished run: "
             + "; ".join(identity_diff(record.get("identity", {}), identity))
-            + ". Choose another --output-dir."
-        )
-    started = read_json(out / IDENTITY_NAME)
+            + ". Choose another --output_dir.")
+    try:
+        started = read_json(out / IDENTITY_NAME)
+    except ValueError:  # never half-written by amuro (atomic writes): damaged by something else
+        raise RecipeError("output_dir", f"{out / IDENTITY_NAME} is unreadable; remove {out} "
+                                        "(or that file) to start the run again") from None
     if started is not None:
         if started == identity:
             return "resume"
-        raise AmuroSFTError(
-            f"output dir {out} holds an unfinished different run: "
-            + "; ".join(identity_diff(started, identity)) + ". Choose another --output-dir."
-        )
+        raise RecipeError(
+            "output_dir",
+            f"{out} holds an unfinished different run: "
+            + "; ".join(identity_diff(started, identity)) + ". Choose another --output_dir.")
     # other ranks may see rank 0's files appear: only rank 0 insists on an empty directory
-    if is_main_process() and out.exists() and any(out.iterdir()):
-        raise AmuroSFTError(f"output dir {out} is not empty and holds no amuro-sft run")
+    if is_main_process() and out.is_dir() \
+            and any(not is_temp_file(p) for p in out.iterdir()):
+        raise RecipeError("output_dir", f"{out} is not empty and holds no amuro-sft run")
     return "new"
 
 
+def check_writable(out: Path) -> None:
+    """Raise naming ``--output_dir`` unless a file can be written in ``out`` (created for the
+    test, and removed again if it did not exist: a run that fails later leaves nothing)."""
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = temp_path(out / "probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise RecipeError("output_dir",
+                          f"cannot write to {out}: {err.strerror or err}") from None
+    finally:
+        for folder in created:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
 # ------------------------------------------------------------------------------ loading
-def load_tokenizer(cfg: SFTRunConfig, resolved: ResolvedModel):
+def load_tokenizer(recipe: SFTRecipe, resolved: ResolvedModel):
+    """The base model's tokenizer (at the resolved commit), with a pad token (and for TULU the
+    chat template)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(
-        resolved.model, revision=resolved.load_revision, trust_remote_code=cfg.trust_remote_code
+        resolved.model, revision=resolved.load_revision,
+        trust_remote_code=recipe.training.trust_remote_code,
     )
     if tokenizer.eos_token is None:
-        raise AmuroSFTError(f"the tokenizer of {cfg.model} has no EOS token")
+        raise AmuroSFTError(f"the tokenizer of {recipe.model_name} has no EOS token")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if cfg.is_tulu:
+    if recipe.is_tulu:
         ensure_chat_template(tokenizer)
     return tokenizer
 
 
-def load_model(cfg: SFTRunConfig, resolved: ResolvedModel):
-    """The base model in fp32 (master weights; bf16 is autocast, never the storage type)."""
+def load_model(recipe: SFTRecipe, resolved: ResolvedModel):
+    """The base model in ``--dtype`` (default fp32: master weights; bf16 is autocast)."""
     from transformers import AutoModelForCausalLM
 
+    dtype = recipe.model.dtype or "float32"
     return AutoModelForCausalLM.from_pretrained(
-        resolved.model, revision=resolved.load_revision, dtype=torch.float32,
-        attn_implementation=pick_attn_implementation(cfg),
-        trust_remote_code=cfg.trust_remote_code,
+        resolved.model, revision=resolved.load_revision,
+        dtype=dtype if dtype == "auto" else getattr(torch, dtype),
+        attn_implementation=pick_attn_implementation(recipe),
+        trust_remote_code=recipe.training.trust_remote_code,
     )
-
-
-def local_fingerprint(model_dir: str) -> dict[str, Any]:
-    """Identify a local base model: sha256 of its config and the names/sizes of its files."""
-    import hashlib
-
-    root = Path(model_dir)
-    cfg = root / "config.json"
-    return {
-        "config_sha256": hashlib.sha256(cfg.read_bytes()).hexdigest() if cfg.is_file() else None,
-        "files": {p.name: p.stat().st_size for p in sorted(root.iterdir()) if p.is_file()},
-    }
 
 
 # ------------------------------------------------------------------------------ the run
@@ -308,18 +271,38 @@ class _Prepared:
     state: str
 
 
-def _prepare(cfg: SFTRunConfig) -> _Prepared:
-    cfg.validate()
-    out = Path(cfg.output_dir)
-    resolved = resolve_revision(cfg.model, cfg.revision)
-    identity = run_identity(_normalized_options(cfg), resolved.commit_sha)
+def _prepare(recipe: SFTRecipe) -> _Prepared:
+    recipe.validate()
+    out = recipe.output_dir
+    resolved = resolve_revision(recipe.model_name, recipe.revision)
+    identity = run_identity(recipe.identity(), resolved.checkpoint_id)
     state = check_output_dir(out, identity)
+    if state != "finished" and is_main_process():
+        check_writable(out)
     return _Prepared(out, resolved, identity, state)
+
+
+def mean_logged_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """Mean training loss over every logged step of the run (resumed runs included).
+
+    Each logged ``loss`` is the mean over the steps since the previous log; weighting each by
+    its window gives the mean over the whole run (the Trainer's own ``training_loss`` covers
+    only the steps of the last session)."""
+    entries = sorted((e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e)
+    total = steps = 0.0
+    previous = 0
+    for step, loss in entries:
+        window = step - previous
+        if window > 0:
+            total += loss * window
+            steps += window
+        previous = step
+    return total / steps if steps else None
 
 
 def _summary(record: dict[str, Any], status: str, out: Path) -> str:
     rev = record.get("revision") or "main"
-    sha = (record.get("base_commit_sha") or "local")[:10]
+    sha = (record.get("base_commit_sha") or record.get("base_fingerprint") or "local")[:14]
     losses = record.get("losses", {})
     ev = losses.get("eval_loss")
     return (
@@ -331,53 +314,87 @@ def _summary(record: dict[str, Any], status: str, out: Path) -> str:
     )
 
 
-def _push(cfg: SFTRunConfig, out: Path, record: dict[str, Any]) -> dict[str, Any]:
-    branch = cfg.hub_branch or default_branch_name(
-        record.get("revision"), cfg.task, cfg.lr, cfg.seed, cfg.format)
-    url = push_run(out, cfg.push_to_hub, branch)
-    record["hub"] = {"repo": cfg.push_to_hub, "branch": branch, "commit_url": url}
+def _push(recipe: SFTRecipe, out: Path, record: dict[str, Any]) -> dict[str, Any]:
+    t = recipe.training
+    branch = t.hub_revision or default_branch_name(
+        record.get("revision"), recipe.task, recipe.learning_rate, t.seed, recipe.args.format)
+    try:
+        url = push_run(out, str(t.hub_model_id), branch, private=recipe.hub_private,
+                       token=t.hub_token)
+    except Exception as err:  # noqa: BLE001 - network, auth, quota: the run itself is safe
+        raise AmuroSFTError(
+            f"the run is finished and saved in {out}, but pushing it to "
+            f"{t.hub_model_id}@{branch} failed: {type(err).__name__}: {err}. Run the same "
+            "command again to retry the push (a finished run is pushed without training)."
+        ) from None
+    record["hub"] = {"repo": t.hub_model_id, "branch": branch, "commit_url": url}
     write_json_atomic(out / RECORD_NAME, record)
     return record
 
 
-def run_sft(cfg: SFTRunConfig, *, callbacks: list | None = None) -> Path:
-    """Fine-tune ``cfg.model`` on ``cfg.task``; resume or skip as the output directory says.
+@contextmanager
+def _tracker_dir(out: Path):
+    """TensorBoard writes next to the model, not under ``checkpoints/`` (removed at the end)."""
+    key = "TENSORBOARD_LOGGING_DIR"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = str(out / TRACKER_DIR)
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
+def run_sft(recipe: SFTRecipe, *, callbacks: list | None = None) -> Path:
+    """Fine-tune as ``recipe`` says; resume or skip as the output directory says.
 
     Returns the output directory, which then holds the model, tokenizer, ``README.md`` (model
-    card) and ``amuro_run.json`` (provenance; written last, atomically: the finished marker).
-    ``callbacks`` are extra ``transformers.TrainerCallback`` objects.
+    card), ``amuro_recipe.yaml`` and ``amuro_run.json`` (provenance; written last, atomically:
+    the finished marker). ``callbacks`` are extra ``transformers.TrainerCallback`` objects.
     """
-    prep = _prepare(cfg)
+    if recipe.args.lr_sweep:
+        raise RecipeError("lr_sweep", "a sweep trains several runs: use run_lr_sweep")
+    prep = _prepare(recipe)
     out = prep.out
+    t = recipe.training
     if prep.state == "finished":
         record = read_json(out / RECORD_NAME)
-        if cfg.push_to_hub and record.get("hub", {}).get("repo") != cfg.push_to_hub:
-            check_push_credentials()
-            record = _push(cfg, out, record)
+        if t.push_to_hub and record.get("hub", {}).get("repo") != t.hub_model_id:
+            if is_main_process():
+                check_push_credentials(t.hub_token)
+                record = _push(recipe, out, record)
         if is_main_process():
             print(_summary(record, "skipped (already finished)", out), flush=True)
         return out
-    if cfg.push_to_hub:
-        check_push_credentials()
+    if t.push_to_hub:
+        check_push_credentials(t.hub_token)
 
-    tokenizer = load_tokenizer(cfg, prep.resolved)
-    data = build_training_data(cfg, tokenizer)  # every row validated before any model loads
+    tokenizer = load_tokenizer(recipe, prep.resolved)
+    data = build_training_data(recipe, tokenizer)  # every row validated before any model loads
     ckpt_dir = out / CHECKPOINT_DIR
-    sft_args = build_sft_config(cfg, ckpt_dir)
+    sft_args = build_sft_config(recipe, ckpt_dir)
+    resume = last_good_checkpoint(ckpt_dir) if prep.state == "resume" else None
     if is_main_process():
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(out)  # left by a killed run: never trusted, now removed
         write_json_atomic(out / IDENTITY_NAME, prep.identity)
+        for stale in incomplete_after(ckpt_dir, resume):  # a resume writes these again
+            log.warning("removing %s (incomplete, or newer than the checkpoint resumed from)",
+                        stale)
+            shutil.rmtree(stale, ignore_errors=True)
+    wait_for_everyone()
 
-    model = load_model(cfg, prep.resolved)
-    trainer_cls = _make_trainer_class()
+    model = load_model(recipe, prep.resolved)
     from amuro_sft import preemption  # checkpoint and stop when a job is signalled
 
-    trainer = trainer_cls(
-        model=model, args=sft_args, train_dataset=data.train,
-        eval_dataset=data.validation, processing_class=tokenizer,
-        callbacks=[_log_last_step_callback(), preemption.callback(), *(callbacks or [])],
-    )
-    resume = last_good_checkpoint(ckpt_dir) if prep.state == "resume" else None
+    with _tracker_dir(out):
+        trainer = _make_trainer_class()(
+            model=model, args=sft_args, train_dataset=data.train,
+            eval_dataset=data.validation, processing_class=tokenizer,
+            callbacks=[_log_last_step_callback(), preemption.callback(), *(callbacks or [])],
+        )
+    add_provenance_callback(trainer, _tracker_provenance(recipe, prep, data))
     tokens_before = 0
     if resume is not None:
         tokens_before = json.loads((resume / "trainer_state.json").read_text()).get(
@@ -385,7 +402,7 @@ def run_sft(cfg: SFTRunConfig, *, callbacks: list | None = None) -> Path:
         log.info("resuming from %s", resume)
     start = time.perf_counter()
     try:
-        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except NonFiniteLossError as err:
         good = last_good_checkpoint(ckpt_dir)
         raise NonFiniteLossError(
@@ -402,24 +419,38 @@ def run_sft(cfg: SFTRunConfig, *, callbacks: list | None = None) -> Path:
     trainer.save_model(str(out))
     if is_main_process():
         tokenizer.save_pretrained(str(out))
-        record = _record(cfg, prep, data, trainer, result, wall, tokens_before, eval_loss, resume)
+        record = _record(recipe, prep, data, trainer, wall, tokens_before, eval_loss, resume)
         (out / "README.md").write_text(model_card(record))
+        write_recipe(recipe, out / RECIPE_NAME)
         write_json_atomic(out / RECORD_NAME, record)  # the finished marker: last
         (out / IDENTITY_NAME).unlink(missing_ok=True)
-        if not cfg.keep_checkpoints:
+        if not recipe.args.keep_checkpoints:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
     # every rank returns only once the run is recorded (a sweep reads the record next)
     wait_for_everyone()
     if not is_main_process():
         return out
-    if cfg.push_to_hub:
-        record = _push(cfg, out, record)
+    if t.push_to_hub:
+        record = _push(recipe, out, record)
     print(_summary(record, "finished", out), flush=True)
     return out
 
 
+def _tracker_provenance(recipe: SFTRecipe, prep: _Prepared, data: TrainingData
+                        ) -> dict[str, Any]:
+    return {
+        "task": recipe.task, "format": recipe.args.format,
+        "base_model": prep.resolved.model, "revision": recipe.revision,
+        "base_commit_sha": prep.resolved.commit_sha, "base_fingerprint":
+        prep.resolved.fingerprint, "data_source": data.source, "dataset": data.dataset,
+        "sample_hash": data.sample_hash, "num_train_examples": len(data.train),
+        "identity": prep.identity, "libraries": library_versions(),
+        "amuro_git_commit": git_commit(),
+    }
+
+
 def _record(
-    cfg: SFTRunConfig, prep: _Prepared, data: TrainingData, trainer, result, wall: float,
+    recipe: SFTRecipe, prep: _Prepared, data: TrainingData, trainer, wall: float,
     tokens_before: int, eval_loss: float | None, resume: Path | None,
 ) -> dict[str, Any]:
     state = trainer.state
@@ -429,52 +460,54 @@ def _record(
     session_tokens = tokens - int(tokens_before)
     n_labels = sum(sum(1 for x in row if x != -100) for row in trainer.train_dataset["labels"]) \
         if "labels" in trainer.train_dataset.column_names else None
+    t = recipe.training
     hyper = {
-        "learning_rate": cfg.lr,
-        "num_train_epochs": cfg.num_epochs,
-        "max_steps": cfg.max_steps,
-        "effective_batch_size": cfg.effective_batch_size,
-        "per_device_batch_size": cfg.per_device_batch_size,
+        "learning_rate": recipe.learning_rate,
+        "num_train_epochs": recipe.num_train_epochs,
+        "max_steps": t.max_steps,
+        "effective_batch_size": recipe.args.effective_batch_size,
+        "per_device_batch_size": args.per_device_train_batch_size,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "world_size": args.world_size,
-        "optimizer": args.optim if isinstance(args.optim, str) else str(args.optim),
+        "optimizer": getattr(args.optim, "value", str(args.optim)),
         "adam_beta1": args.adam_beta1, "adam_beta2": args.adam_beta2,
         "adam_epsilon": args.adam_epsilon,
         "weight_decay": args.weight_decay,
         "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", str(args.lr_scheduler_type)),
-        "warmup_ratio": cfg.warmup_ratio,
+        "warmup_ratio": t.warmup_steps if t.warmup_steps < 1 else None,
         "warmup_steps_effective": args.get_warmup_steps(state.max_steps),
         "max_grad_norm": args.max_grad_norm,
-        "max_length": cfg.max_length,
+        "max_length": t.max_length,
         "bf16_autocast": bool(args.bf16),
         "master_weights_dtype": str(next(trainer.model.parameters()).dtype),
         "attn_implementation": trainer.model.config._attn_implementation,
         "padding_free": bool(args.padding_free),
         "gradient_checkpointing": bool(args.gradient_checkpointing),
-        "completion_only_loss": not cfg.is_tulu,
-        "assistant_only_loss": cfg.is_tulu,
-        "seed": cfg.seed,
-        "data_seed": cfg.data_seed,
+        "completion_only_loss": not recipe.is_tulu,
+        "assistant_only_loss": bool(args.assistant_only_loss),
+        "seed": t.seed,
+        "data_seed": args.data_seed,
+        "sample_seed": recipe.args.sample_seed,
     }
     return {
         "schema_version": SCHEMA_VERSION,
         "status": "finished",
         "base_model": prep.resolved.model,
         "base_is_local": prep.resolved.is_local,
-        "revision": cfg.revision,
+        "revision": recipe.revision,
         "base_commit_sha": prep.resolved.commit_sha,
-        "base_fingerprint": local_fingerprint(prep.resolved.model)
-        if prep.resolved.is_local else None,
-        "task": cfg.task,
-        "train_set": cfg.train_set,
-        "format": cfg.format,
-        "seed": cfg.seed,
+        "base_fingerprint": prep.resolved.fingerprint,
+        "task": recipe.task,
+        "train_set": recipe.train_set,
+        "format": recipe.args.format,
+        "seed": t.seed,
         "data": {
             "source": data.source,
             "dataset": data.dataset,
             "split": data.split,
             "num_train_examples": len(data.train),
-            "num_train_examples_requested": cfg.num_train_examples,
+            "num_train_examples_requested": recipe.args.num_train_examples,
+            "sample_fraction": recipe.args.sample_fraction,
             "num_validation_examples": 0 if data.validation is None else len(data.validation),
             "sample_hash": data.sample_hash,
             "row_ids_hash": examples_hash([{"id": i} for i in data.row_ids]),
@@ -487,7 +520,7 @@ def _record(
         },
         "hyperparameters": hyper,
         "sft_config": json.loads(args.to_json_string()),
-        "options": _normalized_options(cfg),
+        "options": recipe.to_options(),
         "identity": prep.identity,
         "libraries": library_versions(),
         "amuro_git_commit": git_commit(),
@@ -502,7 +535,7 @@ def _record(
         "losses": {
             "final_train_loss": losses[-1] if losses else None,
             "first_train_loss": losses[0] if losses else None,
-            "mean_train_loss": float(result.training_loss),
+            "mean_train_loss": mean_logged_loss(state.log_history),
             "eval_loss": eval_loss,
             "log_history": state.log_history,
         },
@@ -512,27 +545,29 @@ def _record(
 
 # ------------------------------------------------------------------------------ the sweep
 def run_lr_sweep(
-    cfg: SFTRunConfig, learning_rates: list[float] | tuple[float, ...], *,
-    val_examples: int | None = None, callbacks: list | None = None,
+    recipe: SFTRecipe, learning_rates: list[float] | tuple[float, ...] | None = None, *,
+    callbacks: list | None = None,
 ) -> Path:
     """Train one run per learning rate (``<output_dir>/lr<lr>``); return the best run's dir.
 
-    "Best" = lowest loss on a validation slice held out from the task's training split (never
-    its test split). All runs and their losses are recorded in ``<output_dir>/amuro_sweep.json``;
-    with ``push_to_hub`` only the best run is pushed. A run that diverges (non-finite loss) is
-    recorded as such and cannot win.
+    ``learning_rates``: default the recipe's ``lr_sweep``. "Best" = lowest loss on a
+    validation slice held out from the task's training split (never its test split; 500 rows
+    unless ``val_examples`` says otherwise). All runs and their losses are recorded in
+    ``<output_dir>/amuro_sweep.json``; with ``push_to_hub`` only the best run is pushed. A run
+    that diverges (non-finite loss) is recorded as such and cannot win.
     """
-    lrs = list(dict.fromkeys(_check_lr(lr) for lr in learning_rates))
+    rates = learning_rates if learning_rates is not None else recipe.args.lr_sweep
+    lrs = list(dict.fromkeys(check_learning_rate(lr, "lr_sweep") for lr in rates or []))
     if not lrs:
-        raise AmuroSFTError("no learning rates to sweep")
-    n_val = val_examples or cfg.val_examples or 500
-    root = Path(cfg.output_dir)
-    base = replace(cfg, val_examples=n_val, push_to_hub=None, hub_branch=None)
-    for lr in lrs:  # fail fast on any option before the first run trains
-        replace(base, learning_rate=lr).validate()
+        raise RecipeError("lr_sweep", "no learning rates to sweep")
+    n_val = recipe.val_examples or SWEEP_VAL_EXAMPLES
+    root = recipe.output_dir
+    base = recipe.with_options(val_examples=n_val, lr_sweep=None, learning_rate=None,
+                               push_to_hub=False, hub_revision=None)
+    subs = [base.with_options(learning_rate=lr, output_dir=str(root / f"lr{lr:g}")).validate()
+            for lr in lrs]  # fail fast on any option before the first run trains
     runs: list[dict[str, Any]] = []
-    for lr in lrs:
-        sub = replace(base, learning_rate=lr, output_dir=root / f"lr{lr:g}")
+    for lr, sub in zip(lrs, subs, strict=True):
         try:
             out = run_sft(sub, callbacks=callbacks)
         except NonFiniteLossError as err:
@@ -547,19 +582,21 @@ def run_lr_sweep(
     if not ok:
         raise AmuroSFTError(f"every run of the sweep diverged: {runs}")
     best = min(ok, key=lambda r: r["eval_loss"])
-    sweep = {"task": cfg.task, "model": cfg.model, "revision": cfg.revision,
-             "format": cfg.format, "seed": cfg.seed, "validation_examples": n_val,
+    sweep = {"task": recipe.task, "model": recipe.model_name, "revision": recipe.revision,
+             "format": recipe.args.format, "seed": recipe.training.seed,
+             "validation_examples": n_val,
              "selection": "lowest validation loss (held out from the training split)",
              "runs": runs, "best": best}
     best_dir = Path(best["output_dir"])
     if is_main_process():
         write_json_atomic(root / SWEEP_RECORD, sweep)
-        if cfg.push_to_hub:
+        if recipe.training.push_to_hub:
             rec = read_json(best_dir / RECORD_NAME)
-            best_cfg = replace(cfg, learning_rate=best["learning_rate"], output_dir=best_dir)
-            if rec.get("hub", {}).get("repo") != cfg.push_to_hub:
-                check_push_credentials()
-                _push(best_cfg, best_dir, rec)
+            best_recipe = recipe.with_options(lr_sweep=None, learning_rate=best["learning_rate"],
+                                              output_dir=str(best_dir))
+            if rec.get("hub", {}).get("repo") != recipe.training.hub_model_id:
+                check_push_credentials(recipe.training.hub_token)
+                _push(best_recipe, best_dir, rec)
         print(f"amuro-sft sweep: best lr {best['learning_rate']:g} (val loss "
               f"{best['eval_loss']:.4f}) of {[r['learning_rate'] for r in runs]} -> {best_dir}",
               flush=True)

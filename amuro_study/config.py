@@ -14,10 +14,10 @@ Schema (see ``examples/demo.yaml`` and ``docs/study.md``)::
     data: hub                            # amuro_data: hub | fixtures | a local mirror directory
     offline: false                       # set HF_*_OFFLINE for the run
     finetune:
-      tasks: [mnli, xsum]
+      tasks: [mnli, xsum]                # the paper's tasks, tulu, or any set with a train split
       learning_rates: {mnli: [2e-6], xsum: [2e-7]}   # or one list for every task; default: paper's
       seed: 42
-      ...                                # num_train_examples, epochs, max_steps, format, ...
+      ...                                # any other option of `amuro-sft --help` (the recipe)
     eval:
       sets: auto                         # or a list; an item may be {name: xsum, formats: [...]}
       formats: [default, instruct, io]
@@ -33,15 +33,18 @@ Schema (see ``examples/demo.yaml`` and ``docs/study.md``)::
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from amuro_sft.hub import branch_for_step, list_branches, revision_step
+from amuro_sft.tasks import TULU, eval_sets, is_known_task, trainable_tasks  # noqa: F401
 from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
 from amuro_tasks.prompts import FORMATS
@@ -51,16 +54,15 @@ from amuro_tasks.settings import (
     recommended_model_args,
 )
 from amuro_tasks.specs import SPECS
-from amuro_tasks.suite import FINETUNE_TASKS, INSTRUCT_SUITE
 
-TULU = "tulu"
-"""Instruction tuning on TULU-v2 (``amuro-sft --task tulu``), the paper's second arm."""
-STUDY_FINETUNE_TASKS: tuple[str, ...] = (*FINETUNE_TASKS, TULU)
+if TYPE_CHECKING:
+    from amuro_sft.recipe import SFTRecipe
+
+log = logging.getLogger("amuro")
 
 EVAL_BACKENDS = ("hf", "vllm")
 EXECUTORS = ("local", "slurm")
 SCORING_MODES = ("choice", "first_token")
-_STEP_REVISION = re.compile(r"^step(\d+)(?:-tokens\d+[KMBT]?)?$")
 
 
 class StudyConfigError(AmuroConfigError):
@@ -102,18 +104,33 @@ class PretrainSpec:
 
 @dataclass(frozen=True)
 class FinetuneSpec:
-    """What to fine-tune each checkpoint on, and the shared recipe (passed to ``amuro_sft``)."""
+    """What to fine-tune each checkpoint on: tasks x learning rates, and the recipe.
+
+    The recipe is ``amuro_sft``'s (any option of ``amuro-sft --help``), validated by
+    ``amuro_sft`` itself at parse time for every task and learning rate; the study sets the
+    model, revision, output folder and data source of each fine-tune."""
 
     tasks: tuple[str, ...] = ()
     learning_rates: Mapping[str, tuple[float | None, ...]] = field(default_factory=dict)
-    """Per task; ``(None,)`` means the paper's learning rate for that task."""
-    seed: int = 42
-    format: str = "default"
-    num_train_examples: int | None = 6000
-    epochs: float | None = None
-    max_steps: int = -1
-    effective_batch_size: int = 8
-    max_length: int = 2048
+    """Per task, as declared; ``(None,)`` means the paper's learning rate for that task."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The recipe options of the section (typed), plus what the study decides for every
+    fine-tune (``data_source``, ``trust_remote_code``)."""
+    recipes: Mapping[tuple[str, float], SFTRecipe] = field(default_factory=dict, compare=False,
+                                                         repr=False)
+    """The validated recipe of each ``(task, learning rate)`` (the rate resolved), in order."""
+
+    def recipe(self, task: str, learning_rate: float) -> SFTRecipe:
+        """The recipe of one fine-tune (model and output folder still to be set)."""
+        return self.recipes[(task, learning_rate)]
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Examples per optimizer step of every fine-tune."""
+        from amuro_sft.recipe import option_default
+
+        return int(self.options.get("effective_batch_size",
+                                    option_default("effective_batch_size")))
 
 
 @dataclass(frozen=True)
@@ -286,16 +303,6 @@ def task_yaml_exists(eval_set: str, fmt: str) -> bool:
     return any(Path(include_path()).rglob(f"amuro_{eval_set}_{fmt}.yaml"))
 
 
-def revision_step(revision: str) -> int | None:
-    """The pre-training step of a Hub revision named ``step{N}`` or ``step{N}-tokens{M}B``.
-
-    These names are the Hub repositories' documented branch scheme (OLMo, Pythia); ``main`` and
-    commit hashes have no step (give one with ``{revision: ..., step: N}``).
-    """
-    match = _STEP_REVISION.match(revision)
-    return int(match.group(1)) if match else None
-
-
 # --------------------------------------------------------------------------- sections
 def _parse_revisions(value: Any) -> tuple[RevisionSpec, ...]:
     out = []
@@ -350,20 +357,47 @@ def _parse_pretrain(value: Any) -> PretrainSpec:
     return spec
 
 
-_FINETUNE_KEYS = ("tasks", "learning_rates", "seed", "format", "num_train_examples", "epochs",
-                  "max_steps", "effective_batch_size", "max_length")
+#: Recipe options a study sets itself for every fine-tune, and the key that says how.
+_SET_BY_STUDY: dict[str, str] = {
+    "task": "finetune.tasks", "lr_sweep": "finetune.learning_rates",
+    "model_name_or_path": "model", "model_revision": "revisions", "output_dir": "output_dir",
+    "data_source": "data",
+}
+#: Old study keys and the recipe option that replaced them.
+_RENAMED_KEYS: dict[str, str] = {"epochs": "num_train_epochs"}
 
 
-def _parse_finetune(value: Any) -> FinetuneSpec:
-    data = _mapping(value, "finetune")
-    _check_keys(data, _FINETUNE_KEYS, "finetune")
-    tasks = tuple(_list(data.get("tasks", []), "finetune.tasks", allow_empty=True))
+def _recipe_key(option: str | None, task: str, lrs_key: str) -> str:
+    """The study key to blame for a recipe error about ``option``."""
+    if option is None:
+        return "finetune"
+    if option in ("learning_rate", "lr_sweep"):
+        return lrs_key
+    if option == "task":
+        return f"finetune.tasks ({task})"
+    return _SET_BY_STUDY.get(option, f"finetune.{option}")
+
+
+def _parse_finetune(value: Any, *, model: str, data: str, output_dir: Path,
+                    backend: BackendSpec) -> FinetuneSpec:
+    data_map = dict(_mapping(value, "finetune"))
+    for old, new in _RENAMED_KEYS.items():
+        if old in data_map:
+            if new in data_map:
+                raise _err(f"finetune.{old}", f"renamed {new}; give only {new}")
+            log.warning("finetune.%s is deprecated: use finetune.%s", old, new)
+            data_map[new] = data_map.pop(old)
+    tasks = tuple(_list(data_map.pop("tasks", []), "finetune.tasks", allow_empty=True))
     for i, task in enumerate(tasks):
-        if task not in STUDY_FINETUNE_TASKS:
+        if not isinstance(task, str) or not is_known_task(task):
             raise _err(f"finetune.tasks[{i}]", f"unknown fine-tuning task {task!r}; known: "
-                                               f"{', '.join(STUDY_FINETUNE_TASKS)}")
+                                               f"{', '.join(trainable_tasks())}")
     _unique(tasks, "finetune.tasks")
-    lrs_raw = data.get("learning_rates")
+    lrs_raw = data_map.pop("learning_rates", None)
+    if "learning_rate" in data_map:
+        if lrs_raw is not None:
+            raise _err("finetune.learning_rate", "give either learning_rate or learning_rates")
+        lrs_raw = [data_map.pop("learning_rate")]
     lrs: dict[str, tuple[float | None, ...]] = {}
     if lrs_raw is None:
         lrs = {t: (None,) for t in tasks}
@@ -391,31 +425,45 @@ def _parse_finetune(value: Any) -> FinetuneSpec:
         values = tuple(_float(v, f"finetune.learning_rates[{i}]") for i, v in enumerate(items))
         _unique(values, "finetune.learning_rates")
         lrs = {t: values for t in tasks}
-    kwargs: dict[str, Any] = {"tasks": tasks, "learning_rates": lrs}
-    if "seed" in data:
-        kwargs["seed"] = _int(data["seed"], "finetune.seed", 0)
-    if "format" in data:
-        kwargs["format"] = _choice(data["format"], "finetune.format", FORMATS)
-        if TULU in tasks and kwargs["format"] != "default":
-            raise _err("finetune.format", "task 'tulu' is conversational (chat template): "
-                                          "only the default format applies; run other formats "
-                                          "in a separate study")
-    if "num_train_examples" in data and data["num_train_examples"] is not None:
-        kwargs["num_train_examples"] = _int(data["num_train_examples"],
-                                            "finetune.num_train_examples", 1)
-    elif "num_train_examples" in data:
-        kwargs["num_train_examples"] = None
-    if data.get("epochs") is not None:
-        kwargs["epochs"] = _float(data["epochs"], "finetune.epochs")
-    if "max_steps" in data:
-        steps = _int(data["max_steps"], "finetune.max_steps", -1)
-        if steps == 0:
-            raise _err("finetune.max_steps", "must be -1 (use epochs) or >= 1")
-        kwargs["max_steps"] = steps
-    for name in ("effective_batch_size", "max_length"):
-        if name in data:
-            kwargs[name] = _int(data[name], f"finetune.{name}", 1)
-    return FinetuneSpec(**kwargs)
+    if not tasks and not data_map:
+        return FinetuneSpec(tasks, lrs, {})
+    from amuro_sft.config import RecipeError
+    from amuro_sft.recipe import OPTION_OWNER, check_options, recipe_from_options, suggest
+
+    for key in data_map:
+        if key in _SET_BY_STUDY:
+            raise _err(f"finetune.{key}", f"set by the study for every fine-tune (see "
+                                          f"{_SET_BY_STUDY[key]})")
+        if key not in OPTION_OWNER:
+            known = ["tasks", "learning_rates", *OPTION_OWNER]
+            raise _err(f"finetune.{key}", "unknown key" + suggest(str(key), known)
+                       + " (the recipe's options are those of amuro-sft --help)")
+    try:
+        options = check_options(data_map)
+    except RecipeError as err:
+        raise _err(f"finetune.{err.option}", err.message) from None
+    if not tasks:  # options checked, nothing to fine-tune
+        return FinetuneSpec(tasks, lrs, options)
+    options.setdefault("trust_remote_code", backend.trust_remote_code)
+    options["data_source"] = data
+    options.setdefault("per_device_train_batch_size", backend.per_device_batch_size)
+    recipes: dict[tuple[str, float], SFTRecipe] = {}
+    for task in tasks:
+        lrs_key = (f"finetune.learning_rates.{task}" if isinstance(lrs_raw, Mapping)
+                   else "finetune.learning_rates")
+        for lr in lrs[task]:
+            try:
+                recipe = recipe_from_options(
+                    {**options, "task": task, "learning_rate": lr, "model_name_or_path": model,
+                     "output_dir": str(output_dir / "units")}, processes=backend.num_gpus)
+            except RecipeError as err:
+                raise _err(_recipe_key(err.option, task, lrs_key), err.message) from None
+            key = (task, recipe.learning_rate)
+            if key in recipes:
+                raise _err(lrs_key, f"learning rate {recipe.learning_rate:g} twice for {task} "
+                                    "(null is the paper's rate)")
+            recipes[key] = recipe
+    return FinetuneSpec(tasks, lrs, options, recipes)
 
 
 def _parse_formats(value: Any, key: str) -> tuple[str, ...]:
@@ -429,12 +477,9 @@ def auto_eval_sets(tasks: Sequence[str]) -> list[str]:
     the other tasks' sets (the paper's cross-task evaluation)."""
     out: list[str] = []
     for task in tasks:
-        if task == TULU:  # instruction tuning is scored on the OLMo evaluation suite (§3.3)
-            names: tuple[str, ...] = INSTRUCT_SUITE
-        else:
-            spec = FINETUNE_TASKS[task]
-            names = (*spec.id_sets, *spec.ood_sets)
-        for name in names:
+        # the paper's ID/OOD pairs; TULU: the OLMo evaluation suite (§3.3); other sets: their own
+        id_sets, ood_sets = eval_sets(task)
+        for name in (*id_sets, *ood_sets):
             if name not in out:
                 out.append(name)
     return out
@@ -593,14 +638,21 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
         raise _err("offline", "must be true or false")
     if offline and data_source == "hub":
         raise _err("offline", "offline runs need data: fixtures or a local mirror directory")
-    finetune = _parse_finetune(data.get("finetune"))
-    evaluation = _parse_eval(data.get("eval"), finetune)
     backend = _parse_backend(data.get("backend"))
-    if finetune.tasks and finetune.effective_batch_size % backend.num_gpus:
-        raise _err("backend.num_gpus",
-                   f"finetune.effective_batch_size {finetune.effective_batch_size} is not a "
-                   f"multiple of backend.num_gpus {backend.num_gpus} (one process per GPU): "
-                   "every fine-tune would fail")
+    raw_finetune = _mapping(data.get("finetune"), "finetune")
+    if raw_finetune.get("tasks"):
+        from amuro_sft.config import EFFECTIVE_BATCH_SIZE, RecipeError, split_batch
+
+        batch = raw_finetune.get("effective_batch_size", EFFECTIVE_BATCH_SIZE)
+        try:
+            split_batch(batch, 1, backend.num_gpus)
+        except RecipeError as err:
+            key = "backend.num_gpus" if isinstance(batch, int) and batch >= 1 \
+                else "finetune.effective_batch_size"
+            raise _err(key, f"{err.message}: every fine-tune would fail") from None
+    finetune = _parse_finetune(raw_finetune, model=model, data=data_source,
+                               output_dir=output_dir, backend=backend)
+    evaluation = _parse_eval(data.get("eval"), finetune)
     if backend.eval == "vllm" and backend.device == "cpu":
         raise _err("backend.eval", "vllm needs a GPU device (backend.device: cuda)")
     return StudyConfig(
@@ -627,27 +679,18 @@ def resolve_steps(model: str, steps: Sequence[int], refs: Sequence[str] | None =
     """Map pre-training steps to the Hub branches of ``model`` (``step{N}-...`` or ``step{N}``).
 
     Branch names carry a token count that cannot be computed (``step10000-tokens41B``), so the
-    branches are listed with ``huggingface_hub.list_repo_refs``; ``refs`` overrides the listing
+    branches are listed (``amuro_sft.hub.list_branches``); ``refs`` overrides the listing
     (tests). A step with no branch raises :class:`StudyConfigError` naming the nearest ones.
     """
     if refs is None:
-        from huggingface_hub import list_repo_refs
-
         try:
-            refs = [b.name for b in list_repo_refs(model).branches]
+            refs = list_branches(model)
         except Exception as err:  # network, auth, unknown repo
             raise _err("steps", f"cannot list the branches of {model!r}: {err}") from None
-    by_step: dict[int, str] = {}
-    for name in refs:
-        step = revision_step(name)
-        if step is not None:
-            by_step.setdefault(step, name)
     out = []
     for i, step in enumerate(steps):
-        if step not in by_step:
-            near = sorted(by_step, key=lambda s: abs(s - step))[:3]
-            raise _err(f"steps[{i}]",
-                       f"{model!r} has no branch for step {step}; nearest: "
-                       + (", ".join(by_step[s] for s in sorted(near)) or "no step branches"))
-        out.append(RevisionSpec(by_step[step], step))
+        try:
+            out.append(RevisionSpec(branch_for_step(model, step, refs), step))
+        except AmuroConfigError as err:
+            raise _err(f"steps[{i}]", str(err)) from None
     return tuple(out)

@@ -7,10 +7,8 @@ per-sample logs written as ``samples/<task>.jsonl`` next to the unit's result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +17,6 @@ from amuro_study.plan import EvalUnit
 from amuro_study.records import ResultRecord, atomic_write_text
 
 SAMPLES_DIR = "samples"
-
-
-def checkpoint_commit(pretrained: str, revision: str | None) -> str | None:
-    """The immutable id of a checkpoint: the Hub commit hash of ``revision``, or for a local
-    directory ``sha256:`` + a digest of its weight files (what was actually scored)."""
-    path = Path(pretrained)
-    if path.is_dir():
-        digest = hashlib.sha256()
-        weights = sorted(p for p in path.iterdir()
-                         if p.suffix in (".safetensors", ".bin") and p.is_file())
-        for weight in weights:
-            digest.update(weight.name.encode())
-            with open(weight, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-        return f"sha256:{digest.hexdigest()[:20]}" if weights else None
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        return None
-    try:
-        from huggingface_hub import HfApi
-
-        return HfApi().model_info(pretrained, revision=revision).sha
-    except Exception:  # no network / private: lm-eval's own model_sha is the fallback
-        return None
 
 
 def _number(value: Any) -> float | None:

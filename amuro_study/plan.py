@@ -5,7 +5,8 @@ Three kinds of unit (plus the demo's pre-training):
 * :class:`EvalUnit` of a *base* checkpoint: every evaluation set x format at one shot count, in
   one ``lm_eval.simple_evaluate`` call (one model load). Its identity does not mention any
   fine-tune, so a base evaluation is computed once and reused by every comparison.
-* :class:`FinetuneUnit`: one checkpoint x task x learning rate, run by ``amuro_sft``.
+* :class:`FinetuneUnit`: one checkpoint x recipe (task, learning rate, ...), run by
+  ``amuro_sft``; its identity is the base checkpoint and the recipe's identity.
 * :class:`EvalUnit` of a fine-tuned model: depends on its ``FinetuneUnit``; scored on the same
   ID / OOD / cross-task sets and formats as the base.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,27 +77,80 @@ class PretrainUnit:
         return {"kind": self.kind, "spec": asdict(self.spec)}
 
 
+#: Recipe options that name the base model: a fine-tune unit has them in ``base`` instead.
+MODEL_OPTIONS = ("model_name_or_path", "model_revision")
+
+
+def recipe_identity(recipe: Any) -> dict[str, Any]:
+    """The part of an ``amuro_sft`` recipe's identity a fine-tune unit hashes: everything but
+    the base model (the unit's ``base``, located differently per study folder)."""
+    return {k: v for k, v in recipe.identity().items() if k not in MODEL_OPTIONS}
+
+
 @dataclass(frozen=True)
 class FinetuneUnit:
-    """One supervised fine-tuning run of ``base`` on ``task`` (``amuro_sft``)."""
+    """One fine-tuning run of ``base`` with an ``amuro_sft`` recipe (``amuro_sft``)."""
 
     base: Checkpoint
-    task: str
-    learning_rate: float
-    seed: int
-    format: str
-    num_train_examples: int | None
-    epochs: float
-    max_steps: int
-    effective_batch_size: int
-    max_length: int
-    data: str
+    recipe: Mapping[str, Any] = field(hash=False)
+    """The recipe's identity (:func:`recipe_identity`): task, learning rate, epochs, sample,
+    seeds, ... -- every option that changes what is trained, as JSON values."""
     kind: str = field(default="finetune", init=False)
 
     @property
     def uid(self) -> str:
-        """Stable id: hash of the typed identity."""
+        """Stable id: hash of the base checkpoint and the recipe."""
         return _uid(self.kind, asdict(self))
+
+    @property
+    def task(self) -> str:
+        """The task fine-tuned on."""
+        return str(self.recipe["task"])
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate (the paper's already filled in)."""
+        return float(self.recipe["learning_rate"])
+
+    @property
+    def epochs(self) -> float:
+        """Epochs (the paper's already filled in)."""
+        return float(self.recipe["num_train_epochs"])
+
+    @property
+    def seed(self) -> int:
+        """The training seed."""
+        return int(self.recipe["seed"])
+
+    @property
+    def max_steps(self) -> int:
+        """Optimizer steps (-1: train ``epochs``)."""
+        return int(self.recipe["max_steps"])
+
+    @property
+    def format(self) -> str:
+        """Prompt format of the training examples."""
+        return str(self.recipe["format"])
+
+    @property
+    def num_train_examples(self) -> int | None:
+        """Training examples asked for (``None``: the whole split)."""
+        return self.recipe["num_train_examples"]
+
+    @property
+    def sample_fraction(self) -> float | None:
+        """Fraction of the training split (instead of ``num_train_examples``)."""
+        return self.recipe["sample_fraction"]
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Examples per optimizer step."""
+        return int(self.recipe["effective_batch_size"])
+
+    @property
+    def data(self) -> str:
+        """The data source the training rows come from."""
+        return str(self.recipe["data_source"])
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -234,14 +288,6 @@ class Plan:
         return self.unit_dir(unit.uid) / "model"
 
 
-def _lr_and_epochs(task: str, lr: float | None, epochs: float | None) -> tuple[float, float]:
-    """The paper's learning rate / epochs for ``task`` where the config leaves them open."""
-    from amuro_sft.config import DEFAULT_EPOCHS, PAPER_EPOCHS, PAPER_LR
-
-    return (PAPER_LR[task] if lr is None else lr,
-            PAPER_EPOCHS.get(task, DEFAULT_EPOCHS) if epochs is None else epochs)
-
-
 def build_plan(config: StudyConfig, *, refs: list[str] | None = None) -> Plan:
     """Plan the grid of ``config``: base evaluations, fine-tunes and fine-tuned evaluations.
 
@@ -259,18 +305,9 @@ def build_plan(config: StudyConfig, *, refs: list[str] | None = None) -> Plan:
             config.model, config.steps, refs
         )
         checkpoints = tuple(Checkpoint(config.model, r.revision, r.step) for r in revisions)
-    ft = config.finetune
-    finetunes = []
-    for ckpt in checkpoints:
-        for task in ft.tasks:
-            for lr in ft.learning_rates[task]:
-                rate, epochs = _lr_and_epochs(task, lr, ft.epochs)
-                finetunes.append(FinetuneUnit(
-                    base=ckpt, task=task, learning_rate=rate, seed=ft.seed, format=ft.format,
-                    num_train_examples=ft.num_train_examples, epochs=epochs,
-                    max_steps=ft.max_steps, effective_batch_size=ft.effective_batch_size,
-                    max_length=ft.max_length, data=config.data,
-                ))
+    identities = [recipe_identity(r) for r in config.finetune.recipes.values()]
+    finetunes = [FinetuneUnit(base=ckpt, recipe=ident)
+                 for ckpt in checkpoints for ident in identities]
     tasks = tuple(EvalTask(s.name, f) for s in config.eval.sets for f in s.formats)
     ev = config.eval
 
@@ -340,7 +377,8 @@ class CostEstimate:
     unknown_sets: tuple[str, ...] = ()
     """Eval sets whose size is not known here (not counted in ``scored_examples``)."""
     unsized_finetunes: int = 0
-    """Fine-tunes on a whole training split (``num_train_examples: null``): steps not counted."""
+    """Fine-tunes on a whole training split or a fraction of it (``num_train_examples: null``,
+    ``sample_fraction``): steps not counted."""
 
     def lines(self) -> list[str]:
         """Human-readable lines for ``amuro study plan``."""
@@ -352,8 +390,9 @@ class CostEstimate:
                + (f" + sets of unknown size: {', '.join(self.unknown_sets)}"
                   if self.unknown_sets else ""),
                f"fine-tuning optimizer steps: {self.finetune_steps:,}"
-               + (f" + {self.unsized_finetunes} fine-tune(s) on a whole training split "
-                  "(size unknown until loaded)" if self.unsized_finetunes else "")]
+               + (f" + {self.unsized_finetunes} fine-tune(s) on a whole training split or a "
+                  "fraction of it (size unknown until loaded)" if self.unsized_finetunes
+                  else "")]
         if self.measured_seconds:
             per = ", ".join(f"{k} {v:.1f}s/unit" for k, v in self.measured_seconds.items())
             out.append(f"measured here so far: {per}")
@@ -394,7 +433,7 @@ def estimate_cost(plan: Plan, done: set[str] | None = None,
     for ft in plan.finetunes:
         if ft.max_steps > 0:
             steps += ft.max_steps
-        elif ft.num_train_examples is None:
+        elif ft.num_train_examples is None or ft.sample_fraction is not None:
             unsized += 1
         else:
             steps += int(math.ceil(ft.num_train_examples / ft.effective_batch_size * ft.epochs))

@@ -31,13 +31,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+# the one atomic writer (temp file + fsync + rename, temp removed on failure), shared with
+# amuro_sft; re-exported here for the report and the store
+from amuro_sft.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401
 
 #: Step the paper's release assigns to the final (``main``) checkpoint when computing slopes.
 PAPER_MAIN_STEP = 750_000
@@ -166,29 +169,6 @@ def checkpoint_label(step: int | None, revision: str | None) -> str:
     if step is None or (not isinstance(step, str) and pd.isna(step)):
         return str(revision) if revision else "?"
     return str(int(step))
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
 
 
 def write_records_json(records: Iterable[ResultRecord], path: str | os.PathLike[str]) -> Path:

@@ -9,21 +9,23 @@ other units; units whose dependency failed are reported as blocked.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from amuro_study.evaluate import checkpoint_commit, evaluate_unit
-from amuro_study.plan import EvalUnit, FinetuneUnit, Plan, PretrainUnit, Unit
+from amuro_sft.hub import checkpoint_id
+from amuro_study.evaluate import evaluate_unit
+from amuro_study.plan import EvalUnit, FinetuneUnit, Plan, PretrainUnit, Unit, recipe_identity
 from amuro_study.records import ResultRecord
 from amuro_study.store import ResultStore
+
+if TYPE_CHECKING:
+    from amuro_sft.recipe import SFTRecipe
 
 DONE, SKIPPED, FAILED, BLOCKED = "done", "skipped", "failed", "blocked"
 LOG = "log.txt"
@@ -68,32 +70,28 @@ def _run_pretrain(plan: Plan, unit: PretrainUnit) -> dict[str, Any]:
     unit_dir = plan.unit_dir(unit.uid)
     saved = pretrain_tiny(unit.spec, unit_dir)
     for ckpt in saved:
-        ckpt["commit"] = checkpoint_commit(str(unit_dir / ckpt["path"]), None)
+        ckpt["commit"] = checkpoint_id(str(unit_dir / ckpt["path"]))
     return {"checkpoints": saved}
 
 
-def sft_options(plan: Plan, unit: FinetuneUnit) -> dict[str, Any]:
-    """Keyword arguments of ``amuro_sft.SFTRunConfig`` for ``unit``."""
+RECIPE_FILE = "recipe.yaml"
+"""A fine-tune unit's recipe, as ``amuro-sft --config`` reads it."""
+
+
+def finetune_recipe(plan: Plan, unit: FinetuneUnit) -> SFTRecipe:
+    """The ``amuro_sft`` recipe of ``unit``: the study's (validated when the config was read)
+    with this checkpoint, output folder and devices; its identity is the unit's."""
     pretrained, revision = plan.locate(unit.base)
-    backend = plan.config.backend
-    procs = backend.num_gpus  # processes of an `accelerate launch` (1: a plain process)
-    if unit.effective_batch_size % procs:
-        raise ValueError(f"effective batch size {unit.effective_batch_size} is not a multiple of "
-                         f"backend.num_gpus ({procs})")
-    # the largest per-device batch <= the configured one that keeps the effective batch exact
-    per_device = min(backend.per_device_batch_size, unit.effective_batch_size // procs)
-    while unit.effective_batch_size % (per_device * procs):
-        per_device -= 1
-    return {
-        "model": pretrained, "revision": revision, "task": unit.task,
-        "output_dir": str(plan.finetuned_model_dir(unit)), "format": unit.format,
-        "learning_rate": unit.learning_rate, "seed": unit.seed,
-        "num_train_examples": unit.num_train_examples, "epochs": unit.epochs,
-        "effective_batch_size": unit.effective_batch_size, "per_device_batch_size": per_device,
-        "max_steps": unit.max_steps, "max_length": unit.max_length, "data_source": unit.data,
-        "trust_remote_code": backend.trust_remote_code, "use_cpu": backend.device == "cpu",
-        "disable_tqdm": True,
-    }
+    declared = plan.config.finetune.options
+    recipe = plan.config.finetune.recipe(unit.task, unit.learning_rate).with_options(
+        model_name_or_path=pretrained, model_revision=revision or "main",
+        output_dir=str(plan.finetuned_model_dir(unit)),
+        use_cpu=declared.get("use_cpu", plan.config.backend.device == "cpu"),
+        disable_tqdm=declared.get("disable_tqdm", True),
+    ).validate(processes=plan.config.backend.num_gpus)
+    if recipe_identity(recipe) != dict(unit.recipe):  # declared once: never two versions
+        raise RuntimeError(f"the recipe of {unit.uid} does not match the unit's identity")
+    return recipe
 
 
 def _free_port() -> int:
@@ -104,12 +102,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def accelerate_command(processes: int, options_json: str) -> list[str]:
-    """``accelerate launch`` of :mod:`amuro_study.sft_worker` on ``processes`` processes (one
-    per GPU; a free rendezvous port, so that concurrent fine-tunes do not collide)."""
+def accelerate_command(processes: int, recipe_file: str | os.PathLike[str]) -> list[str]:
+    """``accelerate launch -m amuro_sft.cli --config <recipe_file>`` on ``processes`` processes
+    (one per GPU; a free rendezvous port, so that concurrent fine-tunes do not collide)."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
             "--num_processes", str(processes), "--main_process_port", str(_free_port()),
-            "-m", "amuro_study.sft_worker", options_json]
+            "-m", "amuro_sft.cli", "--config", str(recipe_file)]
 
 
 def _fd_stream(stream: Any) -> Any:
@@ -122,32 +120,32 @@ def _fd_stream(stream: Any) -> Any:
 
 
 def _run_finetune(plan: Plan, unit: FinetuneUnit) -> dict[str, Any]:
-    options = sft_options(plan, unit)
+    from amuro_sft.recipe import write_recipe
+
+    recipe = finetune_recipe(plan, unit)
+    unit_dir = plan.unit_dir(unit.uid)
+    recipe_file = write_recipe(recipe, unit_dir / RECIPE_FILE)
     gpus = plan.config.backend.num_gpus
     if gpus > 1:
         # Several GPUs: one process per GPU via `accelerate launch` (SFTTrainer refuses to use
         # several GPUs from one plain process). On a CPU-only machine the same launcher starts
         # `gpus` CPU processes (gloo), which is how the tests run this path.
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-            json.dump(options, fh)
-        cmd = accelerate_command(gpus, fh.name)
-        try:
-            subprocess.run(cmd, check=True, stdout=_fd_stream(sys.stdout),
-                           stderr=_fd_stream(sys.stderr))
-        finally:
-            os.unlink(fh.name)
-        out = Path(options["output_dir"])
+        cmd = accelerate_command(gpus, recipe_file)
+        proc = subprocess.run(cmd, check=False, stdout=_fd_stream(sys.stdout),
+                              stderr=_fd_stream(sys.stderr))
+        if proc.returncode:
+            raise RuntimeError(f"amuro-sft --config {recipe_file} under accelerate launch "
+                               f"exited with status {proc.returncode} (see {LOG})")
+        out = recipe.output_dir
     else:
-        from amuro_sft import SFTRunConfig, run_sft
+        from amuro_sft.train import run_sft
 
-        out = Path(run_sft(SFTRunConfig(**options)))
+        out = Path(run_sft(recipe))
     if not (out / "amuro_run.json").is_file():
         raise RuntimeError(f"fine-tune finished without its marker {out / 'amuro_run.json'}")
     pretrained, revision = plan.locate(unit.base)
-    unit_dir = plan.unit_dir(unit.uid)
-    rel = os.path.relpath(out, unit_dir)
-    return {"model_dir": rel, "base_commit": checkpoint_commit(pretrained, revision),
-            "sft_options": options}
+    return {"model_dir": os.path.relpath(out, unit_dir),
+            "base_commit": checkpoint_id(pretrained, revision), "recipe": recipe.to_options()}
 
 
 def eval_location(plan: Plan, unit: EvalUnit) -> tuple[str, str | None]:
@@ -161,7 +159,7 @@ def eval_location(plan: Plan, unit: EvalUnit) -> tuple[str, str | None]:
 def _run_eval(plan: Plan, unit: EvalUnit) -> dict[str, Any]:
     pretrained, revision = eval_location(plan, unit)
     base_path, base_revision = plan.locate(unit.checkpoint)
-    commit = checkpoint_commit(base_path, base_revision)
+    commit = checkpoint_id(base_path, base_revision)
     records, provenance = evaluate_unit(unit, pretrained, revision, plan.unit_dir(unit.uid),
                                         plan.config.backend, commit=commit)
     return {"records": [r.to_dict() for r in records], "lm_eval": provenance,

@@ -28,28 +28,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from amuro_study.records import atomic_write_text
+from amuro_sft.atomic import write_json_atomic
 
 RESULT = "result.json"
 ERROR = "error.json"
 IDENTITY = "unit.json"
 LOCK = ".lock"
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_json_atomic(path: Path, payload: Any) -> Path:
-    """Write ``payload`` as JSON to ``path`` atomically and make the rename durable."""
-    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True, default=str) + "\n")
-    _fsync_dir(path.parent)
-    return path
 
 
 class ResultStore:

@@ -5,10 +5,10 @@ rows rendered by the evaluation template -- for the same number of optimizer ste
 per step, and report training tokens/s (non-padding tokens) and, on GPU, model FLOPs utilisation.
 
 (a) plain: ``SFTConfig`` defaults (per-example padding to the longest in the batch, gradient
-    checkpointing on, bf16 autocast on GPU, ``adamw_torch``);
-(b) tuned: ``amuro_sft.build_sft_config`` (padding-free batches with per-sequence attention via
-    ``position_ids``, no gradient checkpointing, bf16 autocast over fp32 weights, fused AdamW,
-    FlashAttention-2 when installed).
+    checkpointing on, bf16 autocast on GPU, TRL's fused AdamW);
+(b) tuned: ``amuro_sft.build_sft_config`` of a default recipe (padding-free batches with
+    per-sequence attention via ``position_ids``, no gradient checkpointing, bf16 autocast over
+    fp32 weights, fused AdamW, FlashAttention-2 when installed).
 
 CPU: a tiny OLMo-architecture model. GPU: an OLMo-1B-shaped model with random weights.
 
@@ -111,7 +111,7 @@ def run_one(kind: str, model_dir: Path, examples, steps: int, warmup: int, gpu: 
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from amuro_sft import SFTRunConfig, build_sft_config
+    from amuro_sft import build_sft_config, recipe_from_options
     from amuro_sft.train import _make_trainer_class, pick_attn_implementation
 
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -123,12 +123,12 @@ def run_one(kind: str, model_dir: Path, examples, steps: int, warmup: int, gpu: 
                          use_cpu=not gpu, bf16=gpu, disable_tqdm=True, seed=42)
         attn = "sdpa"
     else:
-        cfg = SFTRunConfig(model=str(model_dir), task="mnli", output_dir=work / kind,
-                           max_steps=total, use_cpu=not gpu, disable_tqdm=True,
-                           logging_steps=10_000, save_steps=10_000,
-                           extra_sft_args={"save_strategy": "no"})
-        args = build_sft_config(cfg, work / kind)
-        attn = pick_attn_implementation(cfg)
+        recipe = recipe_from_options({
+            "model_name_or_path": str(model_dir), "task": "mnli", "output_dir": str(work / kind),
+            "max_steps": total, "use_cpu": not gpu, "disable_tqdm": True,
+            "logging_steps": 10_000, "save_strategy": "no"})
+        args = build_sft_config(recipe, work / kind, processes=1)
+        attn = pick_attn_implementation(recipe)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
                                                  attn_implementation=attn)
     timer = Timer(warmup)

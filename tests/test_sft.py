@@ -6,20 +6,21 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from amuro_sft import SFTRunConfig, run_lr_sweep, run_sft
 from amuro_sft import cli as sft_cli
 from amuro_sft import hub as sft_hub
 from amuro_sft import train as sft_train
+from amuro_sft.checkpoints import last_good_checkpoint
 from amuro_sft.config import AmuroSFTError, NonFiniteLossError
 from amuro_sft.data import build_training_data
 from amuro_sft.provenance import IDENTITY_NAME, RECORD_NAME
+from amuro_sft.recipe import SFTRecipe, recipe_from_options
+from amuro_sft.train import run_lr_sweep, run_sft
 from amuro_tasks.errors import AmuroConfigError, AmuroDataError
 from amuro_tasks.loading import load_training_docs
 from amuro_tasks.specs import get_spec
@@ -27,38 +28,46 @@ from amuro_tasks.suite import FINETUNE_TASKS
 
 FAST = dict(num_train_examples=16, max_steps=4, save_steps=2, logging_steps=1,
             disable_tqdm=True, use_cpu=True)
+#: the same options as command-line flags
+FAST_FLAGS = ["--num_train_examples", "16", "--max_steps", "4", "--save_steps", "2",
+              "--logging_steps", "1", "--disable_tqdm", "true", "--use_cpu"]
 
 
-def _cfg(model: Path, out: Path, **kw) -> SFTRunConfig:
-    return SFTRunConfig(model=str(model), task=kw.pop("task", "mnli"), output_dir=out,
-                        **{**FAST, **kw})
+def _recipe(model: Path | str, out: Path | str = "x", **kw) -> SFTRecipe:
+    """A recipe from options, as the Python API, a recipe file and a study build it."""
+    return recipe_from_options({"model_name_or_path": str(model), "task": kw.pop("task", "mnli"),
+                                "output_dir": str(out), **kw})
+
+
+def _cfg(model: Path | str, out: Path, **kw) -> SFTRecipe:
+    return _recipe(model, out, **{**FAST, **kw})
 
 
 def _tokenizer(model_dir: Path, tulu: bool = False):
     from amuro_sft.train import load_tokenizer
 
-    cfg = SFTRunConfig(model=str(model_dir), task="tulu" if tulu else "mnli", output_dir="x")
+    cfg = _recipe(model_dir, task="tulu" if tulu else "mnli")
     return load_tokenizer(cfg, sft_hub.resolve_revision(str(model_dir), None))
 
 
-def _trainer(cfg: SFTRunConfig, model_dir: Path):
+def _trainer(cfg: SFTRecipe, model_dir: Path):
     """A trainer on the run's data (TRL has tokenized it and built labels); nothing trained."""
     tok = _tokenizer(model_dir, cfg.is_tulu)
     data = build_training_data(cfg, tok)
     resolved = sft_hub.resolve_revision(str(model_dir), None)
     model = sft_train.load_model(cfg, resolved)
-    args = sft_train.build_sft_config(cfg, cfg.output_dir)
+    args = sft_train.build_sft_config(cfg, cfg.output_dir / "checkpoints")
     return sft_train._make_trainer_class()(model=model, args=args, train_dataset=data.train,
                                            processing_class=tok), data, tok
 
 
-def _trl_tokenize(cfg: SFTRunConfig, tok, example: dict[str, str]) -> list[int]:
+def _trl_tokenize(cfg: SFTRecipe, tok, example: dict[str, str]) -> list[int]:
     """The token ids TRL's SFTTrainer trains on for one prompt-completion example."""
     import datasets
 
-    model = sft_train.load_model(cfg, sft_hub.resolve_revision(str(cfg.model), None))
+    model = sft_train.load_model(cfg, sft_hub.resolve_revision(cfg.model_name, None))
     trainer = sft_train._make_trainer_class()(
-        model=model, args=sft_train.build_sft_config(cfg, cfg.output_dir),
+        model=model, args=sft_train.build_sft_config(cfg, cfg.output_dir / "checkpoints"),
         train_dataset=datasets.Dataset.from_list([example]), processing_class=tok)
     return trainer.train_dataset[0]["input_ids"]
 
@@ -71,7 +80,7 @@ def test_training_prompt_is_the_lm_eval_prompt(task: str, tiny_model_dir: Path) 
 
     from amuro_tasks import include_path
 
-    cfg = SFTRunConfig(model=str(tiny_model_dir), task=task, output_dir="x", num_train_examples=5)
+    cfg = _recipe(tiny_model_dir, task=task, num_train_examples=5)
     data = build_training_data(cfg, _tokenizer(tiny_model_dir))
     docs = load_training_docs(cfg.train_set, n=5, seed=42)
     name = f"amuro_{cfg.train_set}_default"
@@ -87,17 +96,16 @@ def test_training_prompt_is_the_lm_eval_prompt(task: str, tiny_model_dir: Path) 
 
 def test_sample_is_seeded_and_validation_is_held_out(tiny_model_dir: Path) -> None:
     tok = _tokenizer(tiny_model_dir)
-    cfg = SFTRunConfig(model=str(tiny_model_dir), task="paws", output_dir="x",
-                       num_train_examples=20, val_examples=8)
+    cfg = _recipe(tiny_model_dir, task="paws", num_train_examples=20, val_examples=8)
     a, b = build_training_data(cfg, tok), build_training_data(cfg, tok)
     assert a.sample_hash == b.sample_hash and len(a.train) == 20 and len(a.validation) == 8
-    other = build_training_data(SFTRunConfig(**{**cfg.to_dict(), "data_seed": 7}), tok)
+    other = build_training_data(cfg.with_options(sample_seed=7), tok)
     assert other.sample_hash != a.sample_hash
     assert len(a.val_row_ids) == 8 and not set(a.row_ids) & set(a.val_row_ids)
     # the training sample does not depend on whether a validation slice is held out
-    no_val = build_training_data(SFTRunConfig(**{**cfg.to_dict(), "val_examples": 0}), tok)
+    no_val = build_training_data(cfg.with_options(val_examples=0), tok)
     assert no_val.sample_hash == a.sample_hash and no_val.validation is None
-    too_many = SFTRunConfig(**{**cfg.to_dict(), "num_train_examples": 38, "val_examples": 8})
+    too_many = cfg.with_options(num_train_examples=38, val_examples=8)
     with pytest.raises(AmuroDataError, match="too few"):
         build_training_data(too_many, tok)
 
@@ -110,18 +118,36 @@ def test_skipped_invalid_rows_are_counted_for_the_record(tiny_model_dir: Path,
             for i in range(12)]
     bad = [{"id": 100 + i, "sentence1": "x", "sentence2": "y", "label": -1} for i in range(5)]
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in good + bad))
-    cfg = SFTRunConfig(model=str(tiny_model_dir), task="paws", output_dir="x",
-                       data_source=str(tmp_path), num_train_examples=None, val_examples=2)
+    cfg = _recipe(tiny_model_dir, task="paws", data_source=str(tmp_path),
+                  num_train_examples=None, val_examples=2)
     with pytest.raises(AmuroDataError, match=r"paws/train row 1[2-6]: gold label 'label' is hidden"
                        r".*amuro-sft --on-invalid skip"):
         build_training_data(cfg, _tokenizer(tiny_model_dir))
-    data = build_training_data(replace(cfg, on_invalid="skip"), _tokenizer(tiny_model_dir))
+    data = build_training_data(cfg.with_options(on_invalid="skip"), _tokenizer(tiny_model_dir))
     assert data.stats["invalid_rows"] == 5 and len(data.train) + len(data.validation) == 12
 
 
+def _write_checkpoint(folder: Path, step: int, files: list[str]) -> None:
+    """A checkpoint whose files parse: real safetensors / torch.save files, real JSON state."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    for name in files:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".safetensors"):
+            save_file({"w": torch.ones(4)}, str(path))
+        elif name.endswith((".pt", ".pth")):
+            torch.save({"step": step}, path)
+        else:
+            path.write_text("x")
+
+
 def test_last_good_checkpoint_knows_every_trainer_layout(tmp_path: Path) -> None:
-    """One process, FSDP sharded state and DeepSpeed ZeRO; a checkpoint without its trainer
-    state (the Trainer writes it last) is incomplete."""
+    """One process, FSDP sharded state and DeepSpeed ZeRO; a checkpoint is complete iff its
+    files parse (not iff they exist): a missing, empty or cut-short trainer state, weight file
+    or optimizer file makes it incomplete, and the previous complete one is used."""
     layouts = {
         1: ["model.safetensors", "optimizer.pt"],
         2: ["pytorch_model_fsdp_0/__0_0.distcp", "optimizer_0/__0_0.distcp"],
@@ -129,19 +155,27 @@ def test_last_good_checkpoint_knows_every_trainer_layout(tmp_path: Path) -> None
     }
     root = tmp_path / "checkpoints"
     for step, files in layouts.items():
-        for name in [*files, "trainer_state.json"]:
-            (root / f"checkpoint-{step}" / name).parent.mkdir(parents=True, exist_ok=True)
-            (root / f"checkpoint-{step}" / name).write_text("x")
-        assert sft_train.last_good_checkpoint(root) == root / f"checkpoint-{step}"
+        _write_checkpoint(root / f"checkpoint-{step}", step, files)
+        assert last_good_checkpoint(root) == root / f"checkpoint-{step}"
     torn = root / "checkpoint-4"
-    (torn / "optimizer_0").mkdir(parents=True)
-    (torn / "model.safetensors").write_text("x")
-    assert sft_train.last_good_checkpoint(root) == root / "checkpoint-3"
-    (torn / "trainer_state.json").write_text("{}")
-    assert sft_train.last_good_checkpoint(root) == torn
-    (root / "checkpoint-9" / "trainer_state.json").parent.mkdir()
-    (root / "checkpoint-9" / "trainer_state.json").write_text("{}")  # no weights
-    assert sft_train.last_good_checkpoint(root) == torn
+    _write_checkpoint(torn, 4, ["model.safetensors", "optimizer.pt"])
+    assert last_good_checkpoint(root) == torn
+    state = (torn / "trainer_state.json").read_text()
+    for broken in ("", state[: len(state) // 2], "[]"):  # disk full: empty or cut short
+        (torn / "trainer_state.json").write_text(broken)
+        assert last_good_checkpoint(root) == root / "checkpoint-3"
+    (torn / "trainer_state.json").write_text(state)
+    weights = (torn / "model.safetensors").read_bytes()
+    (torn / "model.safetensors").write_bytes(weights[:-3])
+    assert last_good_checkpoint(root) == root / "checkpoint-3"
+    (torn / "model.safetensors").write_bytes(weights)
+    optimizer = (torn / "optimizer.pt").read_bytes()
+    (torn / "optimizer.pt").write_bytes(optimizer[: len(optimizer) // 2])
+    assert last_good_checkpoint(root) == root / "checkpoint-3"
+    (torn / "optimizer.pt").write_bytes(optimizer)
+    assert last_good_checkpoint(root) == torn
+    _write_checkpoint(root / "checkpoint-9", 9, [])  # no weights
+    assert last_good_checkpoint(root) == torn
 
 
 def test_long_documents_are_truncated_not_their_summary(tiny_model_dir: Path) -> None:
@@ -167,8 +201,8 @@ def test_truncation_leaves_room_for_a_bos_token(tiny_model_dir: Path, tmp_path: 
     doc = {"document": "The council met on Monday. " * 200, "target": "The council met."}
     for max_length in (48, 64, 96):
         example, cut = fit_example("summarization", "default", doc, tok, max_length=max_length)
-        cfg = SFTRunConfig(model=str(tiny_model_dir), task="xsum", output_dir=tmp_path / "x",
-                           max_length=max_length, use_cpu=True, disable_tqdm=True)
+        cfg = _recipe(tiny_model_dir, tmp_path / "x", task="xsum", max_length=max_length,
+                      use_cpu=True, disable_tqdm=True)
         trl_ids = _trl_tokenize(cfg, tok, example)
         assert cut and len(trl_ids) <= max_length
         assert tok.decode(trl_ids).endswith("The council met." + tok.eos_token)
@@ -213,8 +247,8 @@ def test_tulu_sample_fraction_reads_only_the_rows_it_needs(
     monkeypatch.setattr(sft_data, "fit_conversation",
                         lambda *a, **kw: seen.append(1) or real(*a, **kw))
     n_rows = len(sft_data.load_tulu_rows("fixtures"))  # 48 synthetic conversations
-    cfg = SFTRunConfig(model=str(tiny_model_dir), task="tulu", output_dir="x",
-                       sample_fraction=0.25, num_train_examples=None, val_examples=2)
+    cfg = _recipe(tiny_model_dir, task="tulu", sample_fraction=0.25, num_train_examples=None,
+                  val_examples=2)
     data = build_training_data(cfg, _tokenizer(tiny_model_dir, tulu=True))
     assert len(data.train) == round(0.25 * n_rows) == 12 and len(data.validation) == 2
     assert len(seen) == 14  # every row fits: nothing past the sample was tokenized
@@ -226,9 +260,9 @@ def test_tuned_and_plain_paths_compute_the_same_loss(tiny_model_dir: Path,
                                                      tmp_path: Path) -> None:
     """Padding-free batches (amuro's tuned path) vs TRL's padded batches: one loss."""
     losses = {}
-    for tuned in (True, False):
+    for tuned in (True, False):  # TRL's plain path: --padding_free false --optim adamw_torch
         cfg = _cfg(tiny_model_dir, tmp_path / str(tuned), task="xsum", num_train_examples=8,
-                   tuned=tuned)
+                   padding_free=tuned, optim="adamw_torch_fused" if tuned else "adamw_torch")
         trainer, _, _ = _trainer(cfg, tiny_model_dir)
         batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
         assert ("attention_mask" in batch) != tuned
@@ -250,15 +284,15 @@ def test_invalid_options_fail_before_anything_loads(tiny_model_dir: Path, tmp_pa
     out = tmp_path / "o"
     with pytest.raises(AmuroConfigError, match="unknown task"):
         run_sft(_cfg(tiny_model_dir, out, task="squad"))
-    with pytest.raises(AmuroConfigError, match="unknown prompt format"):
+    with pytest.raises(AmuroConfigError, match="format: must be one of default, instruct, io"):
         run_sft(_cfg(tiny_model_dir, out, format="fancy"))
     with pytest.raises(AmuroConfigError, match="must be a number"):
         run_sft(_cfg(tiny_model_dir, out, learning_rate="fast"))
     with pytest.raises(AmuroConfigError, match="local model directory"):
-        run_sft(_cfg(tiny_model_dir, out, revision="step1000-tokens4B"))
+        run_sft(_cfg(tiny_model_dir, out, model_revision="step1000-tokens4B"))
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    with pytest.raises(AmuroSFTError, match="not empty"):
+    with pytest.raises(AmuroConfigError, match="output_dir: .*busy is not empty"):
         run_sft(_cfg(tiny_model_dir, tmp_path / "busy"))
     # a row that fails validation, in a local mirror
     mirror = tmp_path / "mirror" / "nyu-mll__glue" / "mnli"
@@ -273,11 +307,12 @@ def test_invalid_options_fail_before_anything_loads(tiny_model_dir: Path, tmp_pa
     assert not out.exists()
     # the CLI: a learning rate that is not a number is an argparse error (exit 2)
     with pytest.raises(SystemExit) as exc:
-        sft_cli.main(["--model", str(tiny_model_dir), "--task", "mnli", "--output-dir",
-                      str(out), "--lr", "2e-6", "abc"])
+        sft_cli.main(["--model_name_or_path", str(tiny_model_dir), "--task", "mnli",
+                      "--output_dir", str(out), "--lr_sweep", "2e-6", "abc"])
     assert exc.value.code == 2
-    assert sft_cli.main(["--model", str(tiny_model_dir), "--task", "qqp", "--output-dir",
-                         str(out)]) == 2
+    assert sft_cli.main(["--model_name_or_path", str(tiny_model_dir), "--task", "squad",
+                         "--output_dir", str(out)]) == 2
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- revisions
@@ -354,7 +389,7 @@ def test_hub_model_is_loaded_at_the_resolved_commit(tiny_model_dir: Path, tmp_pa
             return _real(klass, str(tiny_model_dir) if name == "org/model" else name, *a, **kw)
 
         monkeypatch.setattr(cls, "from_pretrained", classmethod(fake))
-    out = run_sft(_cfg("org/model", tmp_path / "hub", revision="step1000-tokens4B",
+    out = run_sft(_cfg("org/model", tmp_path / "hub", model_revision="step1000-tokens4B",
                        max_steps=1))
     assert seen and all(rev == "b" * 40 for name, rev in seen if name == "org/model")
     record = json.loads((out / RECORD_NAME).read_text())
@@ -384,9 +419,10 @@ def test_cli_trains_and_lm_eval_scores_the_output(tiny_model_dir: Path, tmp_path
     from amuro_tasks import include_path
 
     out = tmp_path / "run"
-    assert sft_cli.main(["--model", str(tiny_model_dir), "--task", "mnli", "--output-dir",
-                         str(out), "--num-train-examples", "16", "--max-steps", "3",
-                         "--lr", "1e-4", "--cpu", "--no-progress"]) == 0
+    assert sft_cli.main(["--model_name_or_path", str(tiny_model_dir), "--task", "mnli",
+                         "--output_dir", str(out), "--num_train_examples", "16",
+                         "--max_steps", "3", "--learning_rate", "1e-4", "--use_cpu",
+                         "--disable_tqdm", "true"]) == 0
     assert "amuro-sft finished: mnli/default" in capsys.readouterr().out
     record = json.loads((out / RECORD_NAME).read_text())
     for key in ("base_model", "revision", "base_commit_sha", "task", "format", "seed",
@@ -423,31 +459,37 @@ def test_interrupted_run_resumes_then_is_skipped(tiny_model_dir: Path, tmp_path:
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "resume"
-    cfg = _cfg(tiny_model_dir, out, learning_rate=1e-4)
+    cfg = _cfg(tiny_model_dir, out, learning_rate=1e-4, save_steps=1)
     with pytest.raises(_Interrupt):
         run_sft(cfg, callbacks=[_interrupt_at(3)])
     assert not (out / RECORD_NAME).exists() and (out / IDENTITY_NAME).exists()
     assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    # the disk filled up while checkpoint-2 was written: its trainer state is empty. It is not
+    # trusted (it would fail every rerun with a JSONDecodeError): checkpoint-1 is resumed from
+    (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text("")
     # a different run may not take over the directory
-    with pytest.raises(AmuroSFTError, match="learning_rate"):
+    with pytest.raises(AmuroConfigError, match="learning_rate"):
         run_sft(_cfg(tiny_model_dir, out, learning_rate=2e-4))
     run_sft(cfg)
     record = json.loads((out / RECORD_NAME).read_text())
-    assert record["resumed_from"].endswith("checkpoint-2") and record["global_steps"] == 4
+    assert record["resumed_from"].endswith("checkpoint-1") and record["global_steps"] == 4
     assert 0 < record["train_tokens_this_session"] < record["train_tokens"]
-    # uninterrupted reference: same final weights
+    # uninterrupted reference: same final weights, and the same losses over the whole run
     ref = run_sft(_cfg(tiny_model_dir, tmp_path / "ref", learning_rate=1e-4))
     from safetensors.torch import load_file
 
     a, b = load_file(out / "model.safetensors"), load_file(ref / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    ref_losses = json.loads((ref / RECORD_NAME).read_text())["losses"]
+    for key in ("mean_train_loss", "first_train_loss", "final_train_loss"):
+        assert record["losses"][key] == pytest.approx(ref_losses[key], rel=1e-5), key
     # finished: skipped, nothing rewritten
     stamp = (out / RECORD_NAME).stat().st_mtime_ns
     capsys.readouterr()
     assert run_sft(cfg) == out
     assert "skipped" in capsys.readouterr().out
     assert (out / RECORD_NAME).stat().st_mtime_ns == stamp
-    with pytest.raises(AmuroSFTError, match="different finished run"):
+    with pytest.raises(AmuroConfigError, match="different finished run"):
         run_sft(_cfg(tiny_model_dir, out, learning_rate=3e-4))
 
     # pushing a finished run: branch created before upload, token never printed
@@ -464,12 +506,23 @@ def test_interrupted_run_resumes_then_is_skipped(tiny_model_dir: Path, tmp_path:
 
         def upload_folder(self, **kw):
             calls.append(("upload_folder", kw["revision"]))
+            if Api.fail:
+                raise ConnectionError("the Hub is unreachable")
             return SimpleNamespace(commit_url="https://hub/commit/1")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", Api)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_secret_token")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    run_sft(_cfg(tiny_model_dir, out, learning_rate=1e-4, push_to_hub="me/amuro"))
+    push = _cfg(tiny_model_dir, out, learning_rate=1e-4, push_to_hub=True,
+                hub_model_id="me/amuro")
+    # a push that fails after training: the run is saved, the message says how to retry
+    Api.fail = True
+    with pytest.raises(AmuroSFTError, match=rf"finished and saved in {out}.*ConnectionError.*"
+                                            r"Run the same command again to retry the push"):
+        run_sft(push)
+    assert "hub" not in json.loads((out / RECORD_NAME).read_text())
+    Api.fail, calls[:] = False, []
+    run_sft(push)
     branch = "main_mnli_lr0.0001_seed42"
     assert calls == [("create_repo", "me/amuro"), ("create_branch", branch),
                      ("upload_folder", branch)]
@@ -499,13 +552,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_model_dir: Path, tmp
     from safetensors.torch import load_file
 
     assert all(torch.isfinite(t).all() for t in load_file(ckpt / "model.safetensors").values())
-    assert sft_train.last_good_checkpoint(out / "checkpoints") == ckpt
+    assert last_good_checkpoint(out / "checkpoints") == ckpt
 
 
 @pytest.mark.slow
 def test_lr_sweep_picks_lowest_validation_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
-    cfg = _cfg(tiny_model_dir, tmp_path / "sweep", task="paws", max_steps=3)
-    best = run_lr_sweep(cfg, [1e-3, 1e-7], val_examples=8)
+    cfg = _cfg(tiny_model_dir, tmp_path / "sweep", task="paws", max_steps=3,
+               lr_sweep=[1e-3, 1e-7], val_examples=8)
+    best = run_lr_sweep(cfg)
     sweep = json.loads((tmp_path / "sweep" / "amuro_sweep.json").read_text())
     assert [r["learning_rate"] for r in sweep["runs"]] == [1e-3, 1e-7]
     losses = {r["learning_rate"]: r["eval_loss"] for r in sweep["runs"]}
@@ -523,17 +577,18 @@ def test_lr_sweep_under_two_process_ddp_matches_one_process(tiny_model_dir: Path
     """`torchrun --nproc_per_node 2` (gloo DDP on CPU): every rank finishes the sweep (no rank
     reads a record before rank 0 has written it), the effective batch stays 8 (2 x 2 x 2), and
     the losses are those of one process on the same data."""
-    args = ["--model", str(tiny_model_dir), "--task", "paws", "--lr", "1e-3", "1e-5",
-            "--num-train-examples", "16", "--val-examples", "4", "--max-steps", "3",
-            "--save-steps", "2", "--per-device-batch-size", "2", "--cpu", "--no-progress"]
+    args = ["--model_name_or_path", str(tiny_model_dir), "--task", "paws",
+            "--lr_sweep", "1e-3", "1e-5", "--num_train_examples", "16", "--val_examples", "4",
+            "--max_steps", "3", "--save_steps", "2", "--per_device_train_batch_size", "2",
+            "--use_cpu", "--disable_tqdm", "true"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", "29517", "-m", "amuro_sft.cli", *args, "--output-dir",
+         "--master_port", "29517", "-m", "amuro_sft.cli", *args, "--output_dir",
          str(tmp_path / "ddp")],
         capture_output=True, text=True, env=env, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    assert sft_cli.main([*args, "--output-dir", str(tmp_path / "one")]) == 0
+    assert sft_cli.main([*args, "--output_dir", str(tmp_path / "one")]) == 0
     for lr in ("0.001", "1e-05"):
         rec = {k: json.loads((tmp_path / k / f"lr{lr}" / RECORD_NAME).read_text())
                for k in ("ddp", "one")}

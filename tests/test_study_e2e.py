@@ -199,17 +199,21 @@ def test_sigkill_mid_run_then_rerun_gives_one_identical_result_per_unit(
 def test_multi_process_finetune_goes_through_accelerate_launch(
     tiny_model_dir: Path, tmp_path: Path,
 ) -> None:
-    """backend.num_gpus > 1: the fine-tune runs under `accelerate launch` (here 2 CPU
-    processes with gloo; one per GPU on a GPU machine) and the unit is done as usual."""
+    """backend.num_gpus > 1: the fine-tune runs as `accelerate launch -m amuro_sft.cli --config
+    <unit>/recipe.yaml` (here 2 CPU processes with gloo; one per GPU on a GPU machine) and the
+    unit is done as usual. The recipe reaches the workers whole: val_examples, an option the
+    study could not set before, holds out 4 rows in the run the workers trained."""
+    import yaml as _yaml
+
     from amuro_study.config import parse_config
-    from amuro_study.runner import DONE, execute_unit
+    from amuro_study.runner import DONE, RECIPE_FILE, execute_unit
 
     config = parse_config({
         "output_dir": str(tmp_path / "out"), "model": str(tiny_model_dir),
         "revisions": [{"revision": "main", "step": 0}],
         "data": "fixtures", "offline": True,
         "finetune": {"tasks": ["mnli"], "learning_rates": [0.001], "num_train_examples": 16,
-                     "max_steps": 2, "max_length": 256},
+                     "max_steps": 2, "max_length": 256, "val_examples": 4},
         "eval": {"sets": ["rte"], "limit": 2},
         "backend": {"num_gpus": 2, "per_device_batch_size": 8},
     })
@@ -217,10 +221,17 @@ def test_multi_process_finetune_goes_through_accelerate_launch(
     unit = plan.finetunes[0]
     outcome = execute_unit(plan, unit.uid)
     assert outcome.status == DONE, outcome.error
-    result = json.loads((plan.unit_dir(unit.uid) / "result.json").read_text())
-    assert result["sft_options"]["per_device_batch_size"] == 4  # 2 processes x 4 = 8
+    recipe = _yaml.safe_load((plan.unit_dir(unit.uid) / RECIPE_FILE).read_text())
+    assert recipe["val_examples"] == 4 and recipe["task"] == "mnli"
     run = json.loads((plan.finetuned_model_dir(unit) / "amuro_run.json").read_text())
     assert run["hardware"]["world_size"] == 2
+    hp = run["hyperparameters"]  # 2 processes x 4 examples x 1 step = 8 per optimizer step
+    assert (hp["per_device_batch_size"], hp["gradient_accumulation_steps"]) == (4, 1)
+    assert run["data"]["num_validation_examples"] == 4
+    # the run's identity is the unit's recipe (plus the base checkpoint's fingerprint)
+    assert {k: v for k, v in run["identity"].items()
+            if k not in ("model_name_or_path", "model_revision", "base_commit_sha")} \
+        == dict(unit.recipe)
 
 
 def test_study_evaluation_with_the_papers_first_token_scoring(tiny_model_dir: Path,

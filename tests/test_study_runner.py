@@ -93,7 +93,9 @@ def test_run_then_rerun_skips_everything(tmp_path: Path, fake: FakeBodies) -> No
     # identity is written next to the result, as JSON
     unit = plan.finetunes[0]
     identity = json.loads((plan.unit_dir(unit.uid) / "unit.json").read_text())
-    assert identity["task"] == unit.task and identity["base"]["revision"] == "step1000-tokens4B"
+    assert identity["recipe"]["task"] == unit.task
+    assert identity["base"]["revision"] == "step1000-tokens4B"
+    assert identity["recipe"] == unit.recipe  # the unit is its recipe's identity
     records = runner.collect_records(plan)
     assert len(records) == 6 * 2  # 6 evaluation units x 2 sets
 
