@@ -103,6 +103,26 @@ def plugin_outputs(model_dir: Path) -> dict[str, dict[str, Any]]:
             for name, tasks, shots, meta in RUNS}
 
 
+def plugin_docs() -> dict[str, Any]:
+    """Every set's validated docs as the plugin loads them from the fixtures: the scored rows and
+    the whole shot pool (row indices, in order) and a digest of every doc's fields."""
+    import hashlib
+
+    from amuro_tasks.loading import LoadOptions, load_docs
+    from amuro_tasks.specs import SPECS
+
+    out = {}
+    for name in sorted(SPECS):
+        docs = load_docs(name, LoadOptions(source="fixtures"))
+        out[name] = {
+            split: {"row_index": list(docs[split]["row_index"]),
+                    "sha256": hashlib.sha256(json.dumps(docs[split].to_list(), sort_keys=True,
+                                                        ensure_ascii=False).encode()).hexdigest()}
+            for split in ("eval", "fewshot")
+        }
+    return out
+
+
 def load_recorded() -> dict[str, Any]:
     """The outputs recorded by this module's ``__main__``."""
     return json.loads(RECORDED.read_text())
@@ -118,6 +138,7 @@ if __name__ == "__main__":  # record (the tiny model of tests/conftest.py: defau
 
     with tempfile.TemporaryDirectory() as tmp:
         records = plugin_outputs(build_tiny_model(Path(tmp) / "tiny"))
+    records["docs"] = plugin_docs()
     RECORDED.write_text(json.dumps(records, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     print(f"wrote {RECORDED}",
           {k: len(v) for k, v in records.items()}, file=sys.stderr)

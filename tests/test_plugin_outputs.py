@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lm_eval_outputs import RUNS, assert_same, load_recorded, plugin_outputs
+from lm_eval_outputs import RUNS, assert_same, load_recorded, plugin_docs, plugin_outputs
 
 from amuro_tasks.specs import SPECS
 
 
 def test_the_recording_covers_every_task() -> None:
     recorded = load_recorded()
-    assert [name for name, *_ in RUNS] == sorted(recorded, key=[r[0] for r in RUNS].index)
+    assert set(recorded) == {name for name, *_ in RUNS} | {"docs"}
     assert len(recorded["default_shots"]) == 3 * len(SPECS) == 63
     for task, run in recorded["default_shots"].items():
         assert run["samples"], task
@@ -28,4 +28,10 @@ def test_the_recording_covers_every_task() -> None:
 
 @pytest.mark.slow
 def test_plugin_outputs_equal_the_recorded_ones(tiny_model_dir: Path) -> None:
-    assert_same(plugin_outputs(tiny_model_dir), load_recorded())
+    recorded = load_recorded()
+    recorded.pop("docs")
+    assert_same(plugin_outputs(tiny_model_dir), recorded)
+
+
+def test_every_sets_docs_and_shot_pool_equal_the_recorded_ones() -> None:
+    assert plugin_docs() == load_recorded()["docs"]
