@@ -28,6 +28,7 @@ import datasets
 from amuro_sft.chat_template import ROLES, TULU_CHAT_TEMPLATE
 from amuro_sft.config import SFTRunConfig
 from amuro_tasks.errors import AmuroDataError
+from amuro_tasks.families import get_family
 from amuro_tasks.loading import (
     FIXTURE_DIR,
     data_source,
@@ -41,11 +42,6 @@ log = logging.getLogger("amuro")
 
 TULU_PATH = "allenai/tulu-v2-sft-mixture"
 TULU_FIXTURE_KEY = "allenai__tulu-v2-sft-mixture/default"
-
-#: family -> the doc field truncated when an example does not fit ``max_length``.
-TRUNCATE_FIELD: dict[str, str] = {
-    "summarization": "document", "qgen": "context", "nli": "premise", "paraphrase": "sentence1",
-}
 
 
 @dataclass
@@ -98,7 +94,9 @@ def fit_example(
     ``added_tokens``: :func:`_added_special_tokens` of ``tokenizer``, when the caller has it.
     """
     example = render_example(family, fmt, doc)
-    name = TRUNCATE_FIELD[family]
+    name = get_family(family).truncate_field  # declared in amuro_tasks/families/<family>.py
+    if name is None:
+        raise AmuroDataError(f"family {family!r} declares no field to truncate for fine-tuning")
     doc = dict(doc)
     truncated = False
     if added_tokens is None:

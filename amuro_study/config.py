@@ -45,6 +45,7 @@ import yaml
 from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
 from amuro_tasks.prompts import FORMATS
+from amuro_tasks.scoring import SCORING_MODES
 from amuro_tasks.settings import (
     GPU_MAX_BATCH_SIZE,
     recommended_eval_kwargs,
@@ -59,7 +60,6 @@ STUDY_FINETUNE_TASKS: tuple[str, ...] = (*FINETUNE_TASKS, TULU)
 
 EVAL_BACKENDS = ("hf", "vllm")
 EXECUTORS = ("local", "slurm")
-SCORING_MODES = ("choice", "first_token")
 _STEP_REVISION = re.compile(r"^step(\d+)(?:-tokens\d+[KMBT]?)?$")
 
 

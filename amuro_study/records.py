@@ -39,10 +39,10 @@ from typing import Any
 
 import pandas as pd
 
+from amuro_tasks.family import FORMATS  # the three prompt formats (paper, Table 3)
+
 #: Step the paper's release assigns to the final (``main``) checkpoint when computing slopes.
 PAPER_MAIN_STEP = 750_000
-#: The three prompt formats (paper, Table 3); same names as ``amuro_tasks.prompts.FORMATS``.
-FORMATS: tuple[str, ...] = ("default", "instruct", "io")
 #: Revision name of the final checkpoint.
 MAIN_REVISION = "main"
 
