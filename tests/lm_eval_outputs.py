@@ -47,6 +47,36 @@ def sample_record(sample: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
+def file_sample_record(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`sample_record` of a sample as lm-eval writes it to ``samples_<task>_*.jsonl``
+    (arguments as ``gen_args_N``, responses and target as strings)."""
+    args = [[a["arg_0"], a["arg_1"]] for _, a in sorted(sample["arguments"].items(),
+                                                       key=lambda kv: int(kv[0].split("_")[-1]))]
+    resps = sample["filtered_resps"]
+    if isinstance(args[0][1], str):
+        resps = [(float(r[0]), {"True": True, "False": False}[r[1]]) for r in resps]
+    record = sample_record({**sample, "arguments": args, "filtered_resps": resps})
+    record["target"] = sample["target"]  # str(target): compare with :func:`as_written`
+    return record
+
+
+def as_written(records: Mapping[str, Any]) -> dict[str, Any]:
+    """Task records as they read back from samples files (targets are strings there)."""
+    return {task: {**run, "samples": [{**s, "target": str(s["target"])} for s in run["samples"]]}
+            for task, run in records.items()}
+
+
+def samples_file_records(out_dir: Path, n_shot: Mapping[str, int]) -> dict[str, Any]:
+    """Task records read from an ``lm_eval --log_samples --output_path out_dir`` run."""
+    records = {}
+    for task, shots in n_shot.items():
+        (path,) = out_dir.rglob(f"samples_{task}_*.jsonl")
+        samples = [json.loads(line) for line in path.read_text().splitlines()]
+        records[task] = {"n_shot": shots, "samples": [
+            file_sample_record(s) for s in sorted(samples, key=lambda s: s["doc_id"])]}
+    return records
+
+
 def task_records(out: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """``simple_evaluate`` output -> task -> {n_shot, samples}."""
     return {
