@@ -340,7 +340,8 @@ _CITATION = """@article{sun2024amuro,
 
 
 def _md(value: str) -> str:
-    return "`" + value.replace("\n", "\\n") + "`"
+    """A template as a table cell: line breaks as ``\\n``, pipes escaped."""
+    return "`" + value.replace("\n", "\\n").replace("|", "\\|") + "`"
 
 
 def _splits_md(split: str | tuple[str, ...] | None) -> str:

@@ -146,3 +146,20 @@ print(json.dumps(results))
     assert set(results) == set(_modules())
     expected = [21, sorted(f.name for f in FAMILIES), 3 * len(FAMILIES)]
     assert all(r == expected for r in results.values()), results
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_readmes_say_where_the_prompts_live(family: Family) -> None:
+    from amuro_tasks.yaml_gen import YAML_DIR
+
+    where = f"`amuro_tasks/families/{family.name}.py` (`FAMILY.prompts`"
+    readme = (YAML_DIR / family.name / "README.md").read_text()
+    assert f"**Where the prompts live:** in {where}" in readme
+    assert (PACKAGE / "families" / f"{family.name}.py").is_file()
+    if "| format | prompt |" in readme:  # a table quoting the templates quotes them exactly
+        for template in family.prompts.as_dict().values():
+            cell = template.replace("\n", "\\n").replace("|", "\\|")
+            assert f"`{cell}`" in readme, (family.name, template)
+    main = (PACKAGE.parent / "README.md").read_text()
+    assert ("Every prompt lives in its family's declaration, `amuro_tasks/families/<family>.py`"
+            in main.replace("\n", " "))
