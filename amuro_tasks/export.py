@@ -344,8 +344,11 @@ def _md(value: str) -> str:
     return "`" + value.replace("\n", "\\n").replace("|", "\\|") + "`"
 
 
-def _splits_md(split: str | tuple[str, ...] | None) -> str:
-    return ", ".join(f"`{s}`" for s in split_names(split)) if split is not None else ""
+def _splits_md(split: str | tuple[str, ...]) -> str:
+    """The lm-eval split, and the declared splits it holds when several are scored as one."""
+    if isinstance(split, str):
+        return f"`{split}`"
+    return f"`{split_label(split)}` (" + ", ".join(f"`{s}`" for s in split) + ")"
 
 
 def readme(sources: dict[str, DataSource]) -> str:
@@ -462,6 +465,9 @@ def readme(sources: dict[str, DataSource]) -> str:
         "sets with a single split (GPT3NLI) have the pool carved out and not scored. "
         "Summarization shots are documents of at most 200 words (CNN: 150) so that 4 shots fit "
         "a 2048-token window.",
+        "* To keep scored inputs out of the pool, `shots_<set>` reads the set's scored split "
+        "once more through `datasets` (`SCORED` in `utils.py`: the same arguments as the YAML; "
+        "served from the local cache). If you point a YAML at other data, change `SCORED` too.",
         "* Classification and multiple choice: lm-eval's `multiple_choice` (log-likelihood of "
         "each verbalised option, `acc`; ARC/OpenBookQA/HellaSwag/BoolQ/SciQ also `acc_norm`).",
         "* Generation: greedy, at most 60 tokens, stopping at a blank line or `###`; ROUGE-L F1 "
