@@ -299,7 +299,9 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 @pytest.mark.slow
 def test_stock_lm_eval_runs_the_export_without_amuro_like_the_plugin(
         tiny_model_dir: Path, tmp_path: Path) -> None:
-    folder = export_upstream(tmp_path / "export", local_data="fixtures")
+    # as if dropped into lm_eval/tasks/: lm-eval then names the hook module
+    # lm_eval.tasks.amuro.utils (an --include_path elsewhere gets a path-named module, below)
+    folder = export_upstream(tmp_path / "lm_eval" / "tasks", local_data="fixtures")
     env = _stock_env(tmp_path)
     blocked = subprocess.run([sys.executable, "-c", "import amuro_tasks"], env=env, cwd=tmp_path,
                              capture_output=True, text=True, timeout=120)
@@ -322,6 +324,8 @@ def test_stock_lm_eval_runs_the_export_without_amuro_like_the_plugin(
     # LLMBar with shots: its pools span several splits; --num_fewshot reaches it (no YAML 0)
     llmbar = [t for t in EXPORTED if "llmbar" in t]
     out = tmp_path / "llmbar_4_shots"
+    folder = export_upstream(tmp_path / "elsewhere", local_data="fixtures")
+    common[common.index("--include_path") + 1] = str(folder)
     _run(["-m", "lm_eval", "run", "--tasks", ",".join(llmbar), "--num_fewshot", "4",
           "--output_path", str(out), *common], env, tmp_path)
     results = json.loads(next(out.rglob("results_*.json")).read_text())
