@@ -114,7 +114,10 @@ def evaluate(model_dir: Path, tasks: Iterable[str], num_fewshot: int | None = No
     if task_manager is None:
         task_manager = amuro_tasks.task_manager(
             metadata={"pretrained": str(model_dir), **metadata}, include_defaults=False)
-    loaded = task_manager.load(task_manager.match_tasks(list(tasks)))["tasks"]
+    matched = task_manager.match_tasks(list(tasks))
+    # a glob matches tasks and tags: build each task once, not once per tag naming it
+    loaded = task_manager.load([n for n in matched if n in task_manager.all_subtasks]
+                               or matched)["tasks"]
     if num_fewshot is not None:  # set on the task: lm-eval never overrides a YAML's 0 shots
         for task in loaded.values():
             task.set_config(key="num_fewshot", value=num_fewshot)
