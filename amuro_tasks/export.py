@@ -31,6 +31,7 @@ import argparse
 import os
 import pprint
 import shutil
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,7 +297,8 @@ def process_results_rouge(doc: dict, results: list[str]) -> dict[str, float]:
 
 def _constant(name: str, value: Any, comment: str) -> str:
     text = pprint.pformat(value, width=100, sort_dicts=False)
-    return f"\n#: {comment}\n{name} = {text}\n"
+    lines = textwrap.wrap(comment, width=96)
+    return "\n" + "".join(f"#: {line}\n" for line in lines) + f"{name} = {text}\n"
 
 
 def utils_py(sources: dict[str, DataSource]) -> str:
@@ -582,7 +584,8 @@ def write_local_datasets(source: str, root: Path) -> dict[str, Path]:
 
 # --------------------------------------------------------------------------- the export
 def export_upstream(out_dir: str | Path, local_data: str | None = None) -> Path:
-    """Write ``out_dir/amuro/`` (see the module docstring); returns that folder.
+    """Write ``out_dir/amuro/`` (see the module docstring), replacing an earlier export there;
+    returns that folder.
 
     ``local_data`` (``fixtures`` or a mirror directory) also writes ``out_dir/amuro_local_data/``
     and points the YAMLs at it instead of the Hub.

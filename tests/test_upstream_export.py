@@ -338,3 +338,11 @@ def test_the_blocker_really_blocks(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-c", "import lm_eval, amuro_study"],
                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode != 0 and "blocked for this test" in proc.stderr
+
+
+def test_exported_python_is_lint_clean(hub_export: Path) -> None:
+    """What an upstream reviewer's linter sees: no unused import, no undefined name."""
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select",
+                           "E,F,W,I,UP,B", "--line-length", "100", str(hub_export)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
