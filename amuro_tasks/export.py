@@ -50,6 +50,8 @@ LOCAL_DATA_FOLDER = "amuro_local_data"
 ROWS_FILE = "amuro_rows.py"
 ALLOWED_IMPORTS = frozenset({"datasets", "jinja2", "lm_eval", "rouge_score"})
 """Third-party packages the exported Python may import (besides the standard library)."""
+MIN_LM_EVAL = "0.4.10"
+"""The first lm-eval that reads ``fewshot_config.process_docs`` (the exported shot pools)."""
 README_LINE = (
     "| [amuro](amuro/README.md) | Prompt-format variants of the evaluation suite of \"Amuro & "
     "Char\" (Sun & Dredze, 2024): NLI, paraphrase, summarization and question generation sets, "
@@ -192,12 +194,34 @@ the set's YAML; served from the local cache).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import sys
 from pathlib import Path
 
 import datasets
+
+
+def _require_fewshot_process_docs() -> None:
+    """The shot pool is built by ``fewshot_config.process_docs``, which lm-eval reads since 0.4.10;
+    older versions apply the scored split's ``process_docs`` to the shot split instead, which
+    would silently change the shots, so they are refused."""
+    try:
+        from lm_eval.config.task import FewshotConfig
+    except ImportError:
+        names = set()
+    else:
+        names = {f.name for f in dataclasses.fields(FewshotConfig)}
+    if "process_docs" not in names:
+        raise ImportError(MIN_LM_EVAL_MESSAGE)
+
+
+MIN_LM_EVAL_MESSAGE = (
+    "the amuro tasks need lm-eval >= 0.4.10 (fewshot_config.process_docs builds their shot "
+    "pool); this lm-eval would show other shots"
+)
+_require_fewshot_process_docs()
 
 
 def _load_rows():
@@ -453,6 +477,9 @@ def readme(sources: dict[str, DataSource]) -> str:
         "",
         "### Data, shots and scoring",
         "",
+        f"* Requires lm-eval >= {MIN_LM_EVAL}: the shot pool is built by "
+        "`fewshot_config.process_docs`, which older versions do not read (they would apply the "
+        "scored split's `process_docs` to the shot split); `utils.py` refuses to load there.",
         "* Every row is validated as it becomes a doc (`amuro_rows.py`): a hidden gold label "
         "(`-1`, `None`, `\"\"`), a missing field or an empty input stops the task with an error "
         "naming the set, the split and the row (set `ON_INVALID = \"skip\"` in `utils.py` to "

@@ -346,3 +346,12 @@ def test_exported_python_is_lint_clean(hub_export: Path) -> None:
                            "E,F,W,I,UP,B", "--line-length", "100", str(hub_export)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_an_lm_eval_without_fewshot_process_docs_is_refused(hub_export: Path) -> None:
+    """lm-eval < 0.4.10 would build the shots with the scored split's process_docs: refused
+    loudly at import instead of silently showing other shots."""
+    with mock.patch.dict(sys.modules, {"lm_eval.config.task": None}):
+        with pytest.raises(ImportError, match=r"lm-eval >= 0\.4\.10"):
+            _utils(hub_export)
+    _utils(hub_export)  # the installed lm-eval has it
