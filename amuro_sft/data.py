@@ -30,6 +30,7 @@ import datasets
 from amuro_sft.chat_template import ROLES, TULU_CHAT_TEMPLATE
 from amuro_sft.recipe import SFTRecipe
 from amuro_tasks.errors import AmuroDataError
+from amuro_tasks.families import get_family
 from amuro_tasks.loading import (
     FIXTURE_DIR,
     data_source,
@@ -44,13 +45,6 @@ log = logging.getLogger("amuro")
 
 TULU_PATH = "allenai/tulu-v2-sft-mixture"
 TULU_FIXTURE_KEY = "allenai__tulu-v2-sft-mixture/default"
-
-#: family -> the doc field truncated when an example does not fit ``max_length`` (families not
-#: listed have short inputs: an example that does not fit is dropped and counted).
-TRUNCATE_FIELD: dict[str, str] = {
-    "summarization": "document", "qgen": "context", "nli": "premise", "paraphrase": "sentence1",
-    "boolq": "passage", "sciq_mc": "support", "arc": "question", "openbookqa": "question_stem",
-}
 
 
 @dataclass
@@ -103,7 +97,9 @@ def fit_example(
     ``added_tokens``: :func:`_added_special_tokens` of ``tokenizer``, when the caller has it.
     """
     example = render_example(family, fmt, doc)
-    name = TRUNCATE_FIELD.get(family)
+    # the long input field, declared in amuro_tasks/families/<family>.py; a family without one
+    # has short inputs: an example that does not fit is dropped and counted
+    name = get_family(family).truncate_field
     doc = dict(doc)
     truncated = False
     if added_tokens is None:

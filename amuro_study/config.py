@@ -48,6 +48,7 @@ from amuro_sft.tasks import TULU, eval_sets, is_known_task, trainable_tasks  # n
 from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
 from amuro_tasks.prompts import FORMATS
+from amuro_tasks.scoring import SCORING_MODES
 from amuro_tasks.settings import (
     GPU_MAX_BATCH_SIZE,
     recommended_eval_kwargs,
@@ -62,7 +63,6 @@ log = logging.getLogger("amuro")
 
 EVAL_BACKENDS = ("hf", "vllm")
 EXECUTORS = ("local", "slurm")
-SCORING_MODES = ("choice", "first_token")
 
 
 class StudyConfigError(AmuroConfigError):

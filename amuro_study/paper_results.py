@@ -46,6 +46,7 @@ from pathlib import Path
 import pandas as pd
 
 from amuro_study.records import PAPER_MAIN_STEP, ResultRecord, to_frame
+from amuro_tasks.specs import SPECS
 
 ALL_PERF = "all_perf_table.csv"
 OFFICIAL_EVAL = "official_eval_table.csv"
@@ -60,9 +61,10 @@ PAPER_SEED = 42
 PAPER_LEARNING_RATES: dict[str, float] = {
     "xsum": 2e-7, "socialiqa": 2e-6, "mnli": 2e-6, "paws": 2e-6, "tulu": 2e-6,
 }
-#: Generation sets (scored with ROUGE-L) among the SFT evaluation sets.
+#: Generation sets (scored with ROUGE-L) among the SFT evaluation sets: the sets of the
+#: generation families (``amuro_tasks/families/``).
 GENERATION_SETS: frozenset[str] = frozenset(
-    {"xsum", "xlsum", "cnn", "socialiqa", "sciq", "tweetqa"}
+    name for name, spec in SPECS.items() if spec.kind == "generation"
 )
 #: OLMo-Eval set names that would clash with an SFT set of the same name.
 OFFICIAL_RENAMES: dict[str, str] = {

@@ -41,11 +41,10 @@ import pandas as pd
 # the one atomic writer (temp file + fsync + rename, temp removed on failure), shared with
 # amuro_sft; re-exported here for the report and the store
 from amuro_sft.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401
+from amuro_tasks.family import FORMATS  # the three prompt formats (paper, Table 3)
 
 #: Step the paper's release assigns to the final (``main``) checkpoint when computing slopes.
 PAPER_MAIN_STEP = 750_000
-#: The three prompt formats (paper, Table 3); same names as ``amuro_tasks.prompts.FORMATS``.
-FORMATS: tuple[str, ...] = ("default", "instruct", "io")
 #: Revision name of the final checkpoint.
 MAIN_REVISION = "main"
 

@@ -5,6 +5,10 @@ lm-eval has no entry point for external task packages, so amuro offers three doo
 * ``lm_eval --include_path "$(python -m amuro_tasks path)" --tasks 'amuro_*' ...``
 * ``amuro-eval --tasks 'amuro_*' ...`` (``lm_eval`` with the include path added)
 * :func:`task_manager` for Python users (``lm_eval.simple_evaluate(task_manager=...)``).
+
+Each task family is declared once, in ``amuro_tasks/families/<family>.py``; the YAMLs, the
+fine-tuning examples and ``python -m amuro_tasks export-upstream DIR`` (the tasks as a folder for
+upstream lm-eval, :mod:`amuro_tasks.export`) derive from those declarations.
 """
 
 from __future__ import annotations

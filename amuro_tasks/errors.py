@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+from amuro_tasks.rows import AmuroDataError
 
-class AmuroDataError(ValueError):
-    """A dataset row (or a whole split) cannot be used for evaluation or training.
-
-    The message always names the evaluation set, the split and, where it applies, the row.
-    """
+__all__ = ["AmuroConfigError", "AmuroDataError"]
 
 
 class AmuroConfigError(ValueError):

@@ -1,11 +1,16 @@
 """The functions lm-eval calls through ``!function`` in amuro's task YAMLs.
 
-Each task folder's ``utils.py`` re-exports from here, so the YAMLs stay thin and all logic (and
-every prompt string) lives in one place.
+Each task folder's ``utils.py`` re-exports from here, so the YAMLs stay thin and all logic lives
+in the package (the prompts in the family declarations, ``amuro_tasks/families/``).
+
+The plugin loads its data through lm-eval's ``custom_dataset`` hook (:func:`load_amuro_set`), not
+through ``dataset_path``: that is what lets one switch (``AMURO_DATA``: hub, fixtures or a local
+mirror) and the ``--metadata`` options below choose the source, the shot pool and the scoring.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,6 +38,27 @@ METADATA_KEYS = {
     "amuro_fewshot_pool_size": f"rows in the few-shot pool (default {FEWSHOT_POOL_SIZE})",
     "amuro_on_invalid": "error (default) or skip rows that fail validation",
 }
+
+
+class CustomDatasetNotice(logging.Filter):
+    """Drops lm-eval's "Custom kwargs can be passed to `--metadata`" warning for amuro tasks.
+
+    lm-eval 0.4.13 logs it at WARNING for every task built with ``custom_dataset`` (63 lines for
+    ``--tasks 'amuro_*'``, more when tags overlap), whatever the user passed; amuro's ``--metadata``
+    keys are documented in the READMEs and checked by :func:`load_amuro_set`, so for amuro's tasks
+    it is noise nobody can act on. Other tasks' notices pass through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("amuro_") and ": Custom kwargs can be passed" in message)
+
+
+def quiet_custom_dataset_notice() -> None:
+    """Install :class:`CustomDatasetNotice` on lm-eval's task logger (once)."""
+    logger = logging.getLogger("lm_eval.api.task")
+    if not any(isinstance(f, CustomDatasetNotice) for f in logger.filters):
+        logger.addFilter(CustomDatasetNotice())
 
 
 def load_amuro_set(amuro_set: str, **metadata: Any) -> datasets.DatasetDict:

@@ -13,7 +13,6 @@ Loading is memoised per process, so the three prompt formats of a set share one 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -23,9 +22,12 @@ from pathlib import Path
 
 import datasets
 
+from amuro_tasks import rows as rows_mod
 from amuro_tasks.errors import AmuroConfigError, AmuroDataError
-from amuro_tasks.prompts import FORMATS, render_prompt
-from amuro_tasks.specs import DatasetSpec, Doc, get_spec
+from amuro_tasks.families import get_spec
+from amuro_tasks.family import FORMATS, DatasetSpec
+from amuro_tasks.prompts import render_prompt
+from amuro_tasks.rows import Doc
 
 log = logging.getLogger("amuro")
 
@@ -36,6 +38,8 @@ DEFAULT_FEWSHOT_SEED = 1234
 FEWSHOT_POOL_SIZE = 16
 """Rows in the shot pool: enough for up to 16-shot runs (raise with amuro_fewshot_pool_size)."""
 ON_INVALID = ("error", "skip")
+INVALID_HINT = (". To drop invalid rows instead: lm_eval --metadata "
+                "'{\"amuro_on_invalid\": \"skip\"}', amuro-sft --on-invalid skip")
 
 
 @dataclass(frozen=True)
@@ -95,57 +99,23 @@ def load_raw_split(spec: DatasetSpec, split: str, source: str) -> datasets.Datas
     )
 
 
-def _is_empty(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 def iter_docs(
     spec: DatasetSpec, split: str, rows: datasets.Dataset, order: list[int] | None,
     on_invalid: str, max_words: dict[str, int] | None = None,
     drop_counts: dict[str, int] | None = None,
 ) -> Iterator[Doc]:
-    """Normalise ``rows`` (in ``order``) to docs, each with its ``row_index`` in the split.
+    """Normalise ``rows`` (in ``order``) to docs, each with its ``row_index`` in the split
+    (:func:`amuro_tasks.rows.iter_docs` with the plugin's error hint).
 
     Rows dropped on the way (documented empty fields, invalid rows when ``on_invalid="skip"``,
     shot candidates over :attr:`DatasetSpec.fewshot_max_words`) are counted and logged when the
     iteration ends, also when the caller stops early; pass ``drop_counts`` to receive the counts
     (reason -> rows).
     """
-    dropped: dict[str, int] = {} if drop_counts is None else drop_counts
     # A whole split converts to Python in one Arrow call (~0.5 us a row, against ~11 us for
     # row-by-row formatting); a shuffled walk over a large split reads only the rows it needs.
-    pairs = enumerate(rows.to_list()) if order is None else ((i, rows[i]) for i in order)
-    try:
-        for index, row in pairs:
-            where = f"{spec.name}/{split} row {index}"
-            for col in spec.skip_if_empty:
-                if col not in row:
-                    raise AmuroDataError(f"{where}: missing field {col!r} (fields: "
-                                         f"{sorted(row)}; source {spec.path})")
-            if any(_is_empty(row[col]) for col in spec.skip_if_empty):
-                dropped["documented empty field"] = dropped.get("documented empty field", 0) + 1
-                continue
-            try:
-                doc = spec.normalize(row, where)
-            except AmuroDataError as err:
-                if on_invalid == "error":
-                    raise AmuroDataError(
-                        f"{err} (source {spec.path}, config {spec.config}). To drop invalid rows "
-                        "instead: lm_eval --metadata '{\"amuro_on_invalid\": \"skip\"}', "
-                        "amuro-sft --on-invalid skip"
-                    ) from None
-                dropped["invalid"] = dropped.get("invalid", 0) + 1
-                continue
-            if max_words is not None and any(
-                len(str(doc[f]).split()) > cap for f, cap in max_words.items()
-            ):
-                dropped["too long for a shot"] = dropped.get("too long for a shot", 0) + 1
-                continue
-            doc["row_index"] = index
-            yield doc
-    finally:
-        for reason, count in dropped.items():
-            log.warning("%s/%s: dropped %d rows (%s)", spec.name, split, count, reason)
+    return rows_mod.iter_docs(spec.rules, split, rows.to_list() if order is None else rows, order,
+                              on_invalid, max_words, drop_counts, INVALID_HINT)
 
 
 def shuffled_order(n: int, seed: int) -> list[int]:
@@ -154,15 +124,6 @@ def shuffled_order(n: int, seed: int) -> list[int]:
     import numpy as np
 
     return np.random.default_rng(seed).permutation(n).tolist()
-
-
-def _take(docs: Iterator[Doc], n: int) -> list[Doc]:
-    out: list[Doc] = []
-    for doc in docs:
-        out.append(doc)
-        if len(out) == n:
-            break
-    return out
 
 
 @lru_cache(maxsize=32)
@@ -217,46 +178,16 @@ def _single_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Do
     raw_eval = load_raw_split(spec, spec.eval_split, options.source)
     if len(raw_eval) == 0:
         raise AmuroDataError(f"{spec.name}/{spec.eval_split}: the split is empty")
-    if spec.fewshot_split is not None:
-        eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, None, options.on_invalid))
-        raw_pool = load_raw_split(spec, spec.fewshot_split, options.source)
-        candidates = iter_docs(spec, spec.fewshot_split, raw_pool,
-                               shuffled_order(len(raw_pool), options.fewshot_seed), "skip",
-                               spec.fewshot_max_words)
-        pool = _take(_unlike(candidates, eval_docs, spec), options.fewshot_pool_size)
-    else:
-        order = shuffled_order(len(raw_eval), options.fewshot_seed)
-        pool = _take(iter_docs(spec, spec.eval_split, raw_eval, order, "skip",
-                               spec.fewshot_max_words), options.fewshot_pool_size)
-        held_out = {doc["row_index"] for doc in pool}
-        kept = [i for i in range(len(raw_eval)) if i not in held_out]
-        eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, kept, options.on_invalid))
+    if spec.fewshot_split is None:
+        return rows_mod.carve(spec.rules, spec.eval_split, raw_eval,
+                              shuffled_order(len(raw_eval), options.fewshot_seed),
+                              options.fewshot_pool_size, options.on_invalid, INVALID_HINT)
+    eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, None, options.on_invalid))
+    raw_pool = load_raw_split(spec, spec.fewshot_split, options.source)
+    pool = rows_mod.shot_pool(spec.rules, spec.fewshot_split, raw_pool,
+                              shuffled_order(len(raw_pool), options.fewshot_seed), eval_docs,
+                              options.fewshot_pool_size)
     return eval_docs, pool
-
-
-_NOT_INPUT = frozenset({"row_index", "source_split", "label", "target"})
-
-
-def _input_key(doc: Doc) -> str:
-    return json.dumps({k: v for k, v in doc.items() if k not in _NOT_INPUT}, sort_keys=True,
-                      default=str)
-
-
-def _unlike(candidates: Iterator[Doc], scored: list[Doc], spec: DatasetSpec) -> Iterator[Doc]:
-    """Shot candidates whose input is not also a scored document's (train/test duplicates,
-    e.g. QQP's repeated questions, would show the model a scored item with its answer)."""
-    seen = {_input_key(doc) for doc in scored}
-    skipped = 0
-    try:
-        for doc in candidates:
-            if _input_key(doc) in seen:
-                skipped += 1
-                continue
-            yield doc
-    finally:
-        if skipped:
-            log.warning("%s/%s: %d shot candidates skipped (same input as a scored document)",
-                        spec.name, spec.fewshot_split, skipped)
 
 
 def _multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Doc], list[Doc]]:
@@ -284,8 +215,8 @@ def _multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Doc
         raw = load_raw_split(spec, split, options.source)
         candidates += [{**doc, "source_split": split}
                        for doc in iter_docs(spec, split, raw, None, "skip")]
-    order = shuffled_order(len(candidates), options.fewshot_seed)
-    pool = [candidates[i] for i in order[: options.fewshot_pool_size]]
+    pool = rows_mod.pooled(candidates, shuffled_order(len(candidates), options.fewshot_seed),
+                           options.fewshot_pool_size)
     return eval_docs, pool
 
 
@@ -303,7 +234,7 @@ def load_training_docs(
     raw = load_raw_split(spec, split, data_source(source))
     docs = iter_docs(spec, split, raw, shuffled_order(len(raw), seed), on_invalid,
                      drop_counts=drop_counts)
-    selected = list(docs) if n is None else _take(docs, n)
+    selected = list(docs) if n is None else rows_mod.take(docs, n)
     if not selected:
         raise AmuroDataError(f"{spec.name}/{split}: no usable training rows")
     return in_memory_dataset(selected, f"amuro-train-{spec.name}-{split}-{seed}-{n}-{source}")

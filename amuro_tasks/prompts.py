@@ -1,14 +1,10 @@
-"""The prompt templates: the single source of truth for evaluation *and* fine-tuning.
+"""Rendering the prompt templates, for evaluation *and* fine-tuning.
 
-Every amuro task renders its prompt through :func:`render_prompt`, and ``amuro_sft`` renders
-its training examples through :func:`render_example`, so an evaluation prompt and a training
-prompt for the same row can never drift apart.
-
-The strings are the paper's Table 3 (Sun & Dredze, "Amuro & Char"), with the two details the
-authors' code adds: a ``"\\n "`` before every ``###`` after the first, and the completion follows
-the prompt after one space. Templates never end in whitespace: the space lives in the
-completion (``" " + target``), which is what lm-eval's ``target_delimiter: " "`` produces and
-what TRL's prompt/completion boundary detection needs.
+The templates themselves live in the family declarations (``amuro_tasks/families/<family>.py``,
+``FAMILY.prompts``). Every amuro task renders its prompt through :func:`render_prompt`,
+``amuro_sft`` renders its training examples through :func:`render_example`, and the upstream
+export writes the same template strings as lm-eval ``doc_to_text`` Jinja, so an evaluation prompt
+and a training prompt for the same row can never drift apart.
 
 Templates are Jinja, rendered in a sandbox with ``StrictUndefined``: a missing field is an error,
 never an empty string.
@@ -18,79 +14,45 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from amuro_tasks.errors import AmuroConfigError
+from amuro_tasks.families import FAMILIES_BY_NAME, get_family
+from amuro_tasks.family import FORMATS
 
-FORMATS: tuple[str, ...] = ("default", "instruct", "io")
-"""The paper's three prompt formats (Table 3): the fine-tuning format, an instruction, raw input."""
+__all__ = ["FORMATS", "PROMPTS", "TARGET_DELIMITER", "compile_template", "render_completion",
+           "render_example", "render_prompt"]
 
 TARGET_DELIMITER = " "
 """Separates a prompt from its completion, in few-shot examples, evaluation and training alike."""
 
-#: family -> format -> Jinja template of the prompt (the completion is ``doc["target"]``).
-PROMPTS: dict[str, dict[str, str]] = {
-    "summarization": {
-        "default": "### Input: {{ document }}\n ### Summary:",
-        "instruct": "Please read the following text: {{ document }} Provide a summary:",
-        "io": "{{ document }}",
-    },
-    "qgen": {
-        "default": "### Input: {{ context }}\n ### Answer: {{ answer }}\n ### Question:",
-        "instruct": (
-            "Given the context: {{ context }} And the answer: {{ answer }}"
-            " Generate a suitable question:"
-        ),
-        "io": "{{ context }} {{ answer }}",
-    },
-    "nli": {
-        "default": "### Input_1: {{ premise }}\n ### Input_2: {{ hypothesis }}\n ### Inference:",
-        "instruct": (
-            "Consider the following texts: Text 1: {{ premise }} Text 2: {{ hypothesis }}"
-            " The relation is"
-        ),
-        "io": "{{ premise }} {{ hypothesis }}",
-    },
-    "paraphrase": {
-        "default": (
-            "### Input_1: {{ sentence1 }}\n ### Input_2: {{ sentence2 }}"
-            "\n ### Paraphrase Classification:"
-        ),
-        # The paper typesets (and the authors' code uses) a typographic apostrophe here.
-        "instruct": (
-            "Let\u2019s compare the two sentences: Sentence_1: {{ sentence1 }}"
-            " Sentence_2: {{ sentence2 }} Are they paraphrasing?:"
-        ),
-        "io": "{{ sentence1 }} {{ sentence2 }}",
-    },
-}
+#: family -> format -> Jinja template of the prompt (a read-only view of the declarations).
+PROMPTS: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    name: MappingProxyType(family.prompts.as_dict()) for name, family in FAMILIES_BY_NAME.items()
+})
 
 _ENV = ImmutableSandboxedEnvironment(
     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
 )
 
 
-def register_family(family: str, templates: Mapping[str, str]) -> None:
-    """Add a prompt family (one Jinja template per format in :data:`FORMATS`)."""
-    missing = [f for f in FORMATS if f not in templates]
-    if missing:
-        raise AmuroConfigError(f"prompt family {family!r} lacks formats {missing}")
-    PROMPTS[family] = dict(templates)
-    _compiled.cache_clear()
+def compile_template(source: str) -> Template:
+    """A prompt template compiled in amuro's sandboxed, ``StrictUndefined`` environment."""
+    return _ENV.from_string(source)
 
 
 @cache
 def _compiled(family: str, fmt: str) -> Template:
-    if family not in PROMPTS:
-        raise AmuroConfigError(f"unknown prompt family {family!r}; known: {sorted(PROMPTS)}")
-    if fmt not in PROMPTS[family]:
+    templates = get_family(family).prompts
+    if fmt not in FORMATS:
         raise AmuroConfigError(
             f"unknown prompt format {fmt!r} for family {family!r}; known: {list(FORMATS)}"
         )
-    return _ENV.from_string(PROMPTS[family][fmt])
+    return compile_template(templates[fmt])
 
 
 def render_prompt(family: str, fmt: str, doc: Mapping[str, Any]) -> str:

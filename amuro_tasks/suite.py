@@ -2,12 +2,15 @@
 
 Paper, Table 1 and §5: each supervised fine-tuning task has in-domain (ID) and out-of-domain
 (OOD) evaluation sets; Figure 4 splits datasets into those learned during pre-training and those
-learned only with fine-tuning. Task tags in the YAMLs and the study runner both read from here.
+learned only with fine-tuning. Task tags in the YAMLs and the study runner both read from here;
+what each set *is* (data, prompts, scoring) is declared in its family (``amuro_tasks/families/``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from amuro_tasks.families import get_spec
 
 
 @dataclass(frozen=True)
@@ -19,26 +22,23 @@ class FineTuneTask:
     """Evaluation set whose dataset provides the training split."""
     id_sets: tuple[str, ...]
     ood_sets: tuple[str, ...]
-    kind: str
-    """``classification`` or ``generation`` (for the cross-task MRC analysis, §6.2)."""
+
+    @property
+    def kind(self) -> str:
+        """``classification`` or ``generation`` (for the cross-task MRC analysis, §6.2): the
+        scoring kind of the training set's family."""
+        return get_spec(self.train_set).kind
 
 
 FINETUNE_TASKS: dict[str, FineTuneTask] = {
     t.name: t
     for t in (
         FineTuneTask("mnli", "mnli_matched", ("mnli_matched", "mnli_mismatched"),
-                     ("rte", "gpt3nli"), "classification"),
-        FineTuneTask("paws", "paws", ("paws",), ("qqp", "stsb"), "classification"),
-        FineTuneTask("xsum", "xsum", ("xsum", "xlsum"), ("cnn",), "generation"),
-        FineTuneTask("socialiqa", "socialiqa", ("socialiqa",), ("sciq", "tweetqa"), "generation"),
+                     ("rte", "gpt3nli")),
+        FineTuneTask("paws", "paws", ("paws",), ("qqp", "stsb")),
+        FineTuneTask("xsum", "xsum", ("xsum", "xlsum"), ("cnn",)),
+        FineTuneTask("socialiqa", "socialiqa", ("socialiqa",), ("sciq", "tweetqa")),
     )
-}
-
-FAMILY_TAGS: dict[str, str] = {
-    "nli": "amuro_nli",
-    "paraphrase": "amuro_paraphrase",
-    "summarization": "amuro_summarization",
-    "qgen": "amuro_qgen",
 }
 
 #: §3.3: the six sets instruction-tuned checkpoints are scored on (LLMBar comes on top of them).

@@ -20,24 +20,22 @@ from unittest import mock
 
 import datasets
 import pytest
+import yaml
 
 from amuro_tasks import include_path, task_manager
 from amuro_tasks.errors import AmuroDataError
-from amuro_tasks.instruct_suite import GROUPS as GROUPS_BY_SET
-from amuro_tasks.instruct_suite import (
-    INSTRUCT_PROMPTS,
-    INSTRUCT_SPECS,
-    LLMBAR_ADVERSARIAL_SPLITS,
-    hellaswag_preprocess,
-)
+from amuro_tasks.families import get_family
+from amuro_tasks.families.llmbar import LLMBAR_ADVERSARIAL_SPLITS
 from amuro_tasks.loading import FIXTURE_DIR, LoadOptions, load_docs
-from amuro_tasks.prompts import FORMATS, render_prompt
+from amuro_tasks.prompts import FORMATS, PROMPTS, render_prompt
+from amuro_tasks.rows import hellaswag_preprocess
 from amuro_tasks.specs import get_spec
 from amuro_tasks.suite import FINETUNING_LEARNED, INSTRUCT_SUITE, PRETRAINING_LEARNED
 from amuro_tasks.yaml_gen import YAML_DIR, render_all, task_name
 
-SETS = [spec.name for spec in INSTRUCT_SPECS]
 FOLDERS = ["arc", "openbookqa", "hellaswag", "boolq", "sciq_mc", "llmbar"]
+SETS = [spec.name for folder in FOLDERS for spec in get_family(folder).specs]
+GROUPS_BY_SET = get_family("llmbar").format_groups
 FIXTURES = LoadOptions(source="fixtures")
 
 
@@ -256,7 +254,7 @@ def test_rendered_prompts_are_pinned(family: str, fmt: str) -> None:
 
 
 def test_every_family_and_format_is_pinned() -> None:
-    assert set(PINNED) == {(f, fmt) for f in INSTRUCT_PROMPTS for fmt in FORMATS}
+    assert set(PINNED) == {(f, fmt) for f in PROMPTS if f in FOLDERS for fmt in FORMATS}
 
 
 def test_hellaswag_fields_follow_upstream_process_docs() -> None:
@@ -272,9 +270,7 @@ def test_hellaswag_fields_follow_upstream_process_docs() -> None:
 
 # --------------------------------------------------------------------------- tags and YAMLs
 def _tags(rel: Path) -> list[str]:
-    text = render_all()[rel]
-    block = text.split("tag:\n", 1)[1]
-    return re.findall(r"^  - (\S+)$", block.split("\ndataset_path", 1)[0], flags=re.M)
+    return yaml.safe_load(render_all()[rel].replace("!function", ""))["tag"]
 
 
 def test_suite_tuples_follow_the_paper() -> None:
@@ -324,10 +320,11 @@ def test_generated_files_are_committed_and_folders_have_readmes() -> None:
 def test_templates_score_acc_and_acc_norm_with_standard_choices() -> None:
     files = render_all()
     for folder in FOLDERS:
-        body = files[Path(folder) / f"_amuro_{folder}_template_yaml"]
-        assert "output_type: multiple_choice" in body and "doc_to_choice: choices" in body
-        assert "- metric: acc\n" in body
-        assert ("- metric: acc_norm" in body) == (folder != "llmbar")
+        body = yaml.safe_load(files[Path(folder) / f"_amuro_{folder}_template_yaml"]
+                              .replace("!function", ""))
+        assert body["output_type"] == "multiple_choice" and body["doc_to_choice"] == "choices"
+        metrics = [m["metric"] for m in body["metric_list"]]
+        assert metrics == (["acc"] if folder == "llmbar" else ["acc", "acc_norm"])
 
 
 # --------------------------------------------------------------------------- against upstream
@@ -335,6 +332,12 @@ UPSTREAM = {  # our set -> lm-eval's upstream task
     "arc_easy": "arc_easy", "arc_challenge": "arc_challenge", "openbookqa": "openbookqa",
     "hellaswag": "hellaswag", "boolq": "boolq", "sciq_mc": "sciq",
 }
+
+
+def test_declared_upstream_tasks_are_the_ones_compared_here() -> None:
+    from amuro_tasks.specs import SPECS
+
+    assert {n: s.upstream_task for n, s in SPECS.items() if s.upstream_task} == UPSTREAM
 
 
 def _upstream_dataset(path: str, name: str | None) -> datasets.DatasetDict:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from amuro_tasks import include_path
+from amuro_tasks import include_path, task_manager
 from amuro_tasks.prompts import FORMATS, render_prompt
 from amuro_tasks.specs import SPECS
 from amuro_tasks.yaml_gen import YAML_DIR, render_all, task_name
@@ -39,6 +41,34 @@ def _contexts(out: Path, task: str) -> dict[int, str]:
     (path,) = out.rglob(f"samples_{task}_*.jsonl")
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     return {r["doc_id"]: r["arguments"]["gen_args_0"]["arg_0"] for r in rows}
+
+
+def _per_task_warnings(lines: list[str]) -> list[str]:
+    """Warnings that name an amuro task (one line per task: noise, not information)."""
+    return [line for line in lines if "WARNING" in line and re.search(r"\bamuro_\w+", line)]
+
+
+def test_building_every_task_warns_nothing_per_task(caplog: pytest.LogCaptureFixture) -> None:
+    notice = logging.getLogger("lm_eval.api.task")
+    with caplog.at_level(logging.WARNING):
+        loaded = task_manager(include_defaults=False).load(ALL_TASKS)["tasks"]
+    assert sorted(loaded) == ALL_TASKS
+    warnings = [f"WARNING {r.name}: {r.getMessage()}" for r in caplog.records
+                if r.levelno >= logging.WARNING]
+    assert not _per_task_warnings(warnings), warnings[:5]
+    # control: without amuro's filter lm-eval does say it, once per task (the test can fail)
+    saved = list(notice.filters)
+    caplog.clear()
+    try:
+        for f in saved:
+            notice.removeFilter(f)
+        with caplog.at_level(logging.WARNING):
+            task_manager(include_defaults=False).load(ALL_TASKS[:2])
+    finally:
+        for f in saved:
+            notice.addFilter(f)
+    noise = [r for r in caplog.records if "Custom kwargs can be passed" in r.getMessage()]
+    assert len(noise) == 2
 
 
 def test_committed_yamls_match_the_generator() -> None:
@@ -80,8 +110,9 @@ def test_whole_suite_runs_end_to_end_4_shot(tiny_model_dir: Path, other_tiny_mod
     common = ["--device", "cpu", "--batch_size", "16", "--limit", "6", "--log_samples",
               "--include_path", include_path()]
     out_a = tmp_path / "a"
-    _lm_eval("--model", "hf", "--model_args", f"pretrained={tiny_model_dir},dtype=float32",
-             "--tasks", "amuro_*", "--output_path", str(out_a), *common)
+    run = _lm_eval("--model", "hf", "--model_args", f"pretrained={tiny_model_dir},dtype=float32",
+                   "--tasks", "amuro_*", "--output_path", str(out_a), *common)
+    assert not _per_task_warnings(run.stderr.splitlines()), "a warning repeated per task"
     results = _results(out_a)
     assert sorted(results["results"]) == ALL_TASKS
     for task in ALL_TASKS:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from amuro_tasks.errors import AmuroConfigError
-from amuro_tasks.prompts import FORMATS, PROMPTS, register_family, render_example, render_prompt
+from amuro_tasks.families import FAMILIES
+from amuro_tasks.prompts import FORMATS, PROMPTS, compile_template, render_example, render_prompt
 
 DOCS = {
     "summarization": {"document": "Rain fell on Paris.", "target": "It rained."},
@@ -76,12 +80,43 @@ def test_missing_field_is_an_error_not_an_empty_string() -> None:
 
 
 def test_templates_run_sandboxed() -> None:
-    register_family("evil_test_family", {f: "{{ x.__class__.__mro__ }}" for f in FORMATS})
-    try:
-        with pytest.raises(SecurityError):
-            render_prompt("evil_test_family", "io", {"x": "s"})
-    finally:
-        PROMPTS.pop("evil_test_family")
+    # Templates are declared in the family files (no registration at run time): the sandbox is
+    # checked on the environment every template is compiled in.
+    with pytest.raises(SecurityError):
+        compile_template("{{ x.__class__.__mro__ }}").render(x="s")
+
+
+def test_prompt_tables_are_read_only_views_of_the_family_declarations() -> None:
+    assert set(PROMPTS) == {f.name for f in FAMILIES}
+    for family in FAMILIES:
+        assert dict(PROMPTS[family.name]) == family.prompts.as_dict()
+    with pytest.raises(TypeError):
+        PROMPTS["evil"] = {}  # type: ignore[index]
+
+
+def test_every_family_renders_in_a_fresh_process() -> None:
+    """No import order matters: ``import amuro_tasks`` alone knows every family's prompts."""
+    docs = {f.name: {k: "x" for k in _fields(f.prompts.as_dict().values())} for f in FAMILIES}
+    code = ("import json, sys, amuro_tasks\n"
+            "docs = json.loads(sys.argv[1])\n"
+            "print(json.dumps({f: {fmt: amuro_tasks.render_prompt(f, fmt, d)\n"
+            "                      for fmt in amuro_tasks.FORMATS} for f, d in docs.items()}))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(docs)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rendered = json.loads(proc.stdout)
+    assert set(rendered) == {f.name for f in FAMILIES}
+    for name, by_format in rendered.items():
+        assert by_format == {fmt: render_prompt(name, fmt, docs[name]) for fmt in FORMATS}
+
+
+def _fields(templates) -> set[str]:
+    """Every variable a set of templates reads (via Jinja's own parser)."""
+    from jinja2 import meta
+
+    from amuro_tasks.prompts import _ENV
+
+    return set().union(*(meta.find_undeclared_variables(_ENV.parse(t)) for t in templates))
 
 
 def test_unknown_family_and_format_are_named() -> None:
