@@ -5,7 +5,7 @@ amuro's own options, one flat mapping of options everywhere::
 
     from amuro_sft import recipe_from_options, run_sft, run_lr_sweep
     recipe = recipe_from_options({"model_name_or_path": "allenai/OLMo-1B-hf",
-                                  "model_revision": "step342000-tokens1434B",
+                                  "model_revision": "step342000",
                                   "task": "mnli", "output_dir": "runs/mnli"})
     out = run_sft(recipe)
     best = run_lr_sweep(recipe.with_options(lr_sweep=[2e-5, 2e-6, 2e-7], output_dir="runs/sw"))

@@ -9,7 +9,7 @@ of them from a file; flags override it.
 
 Examples::
 
-    amuro-sft --model_name_or_path allenai/OLMo-1B-hf --model_revision step342000-tokens1434B \\
+    amuro-sft --model_name_or_path allenai/OLMo-1B-hf --model_revision step342000 \\
         --task mnli --output_dir runs/olmo1b-342k-mnli
     amuro-sft --config examples/sft_mnli.yaml --output_dir runs/mnli
     amuro-sft --model_name_or_path allenai/OLMo-1B-hf --task xsum \\

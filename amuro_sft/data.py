@@ -11,8 +11,12 @@ Examples longer than ``max_length`` tokens are shortened by truncating their lon
 (document, context, premise, first sentence), never the completion: TRL would otherwise cut the
 completion off and silently drop the example.
 
-TULU: ``allenai/tulu-v2-sft-mixture`` rows (``dataset``, ``id``, ``messages``), validated, shuffled
-with the same seed; conversations longer than ``max_length`` lose their trailing turns.
+TULU: ``allenai/tulu-v2-sft-mixture`` rows (``dataset``, ``id``, ``messages``) at a pinned commit,
+shuffled with the same seed; conversations longer than ``max_length`` lose their trailing turns.
+Empty messages are treated as the paper's pipeline treated them (open-instruct's TULU-2-era
+``finetune.py``, which the authors' release copies; see :func:`validate_tulu_row`): kept, an empty
+assistant turn trains on its EOS only, a conversation with no trainable token is dropped, an
+empty message list is an error. The counts go into ``amuro_run.json``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import datasets
@@ -32,19 +35,25 @@ from amuro_sft.recipe import SFTRecipe
 from amuro_tasks.errors import AmuroDataError
 from amuro_tasks.families import get_family
 from amuro_tasks.loading import (
-    FIXTURE_DIR,
     data_source,
     load_raw_split,
     load_training_docs,
     shuffled_order,
+    split_source,
 )
 from amuro_tasks.prompts import render_example
+from amuro_tasks.sources import DataRef, SplitSource, open_split
 from amuro_tasks.specs import get_spec
 
 log = logging.getLogger("amuro")
 
 TULU_PATH = "allenai/tulu-v2-sft-mixture"
-TULU_FIXTURE_KEY = "allenai__tulu-v2-sft-mixture/default"
+TULU_COMMIT = "3c6b232f7fe8f8325143eb19554111562423d768"
+"""The commit of ``allenai/tulu-v2-sft-mixture`` at which open-instruct issue #161 counted its 270
+conversations with an empty user or assistant turn (https://github.com/allenai/open-instruct/
+issues/161). That it is still served is checked at run time (``amuro data check``)."""
+TULU = DataRef(TULU_PATH, None, TULU_COMMIT)
+TULU_FIXTURE_KEY = TULU.mirror_key
 
 
 @dataclass
@@ -158,6 +167,8 @@ def _task_data(recipe: SFTRecipe, tokenizer, source: str) -> TrainingData:
                   n_train=None if want is None else min(want, len(examples)))
     data.stats["invalid_rows"] = skipped.get("invalid", 0)
     data.stats["empty_rows"] = skipped.get("documented empty field", 0)
+    read = split_source(spec, "train", source)
+    data.stats["data_read"] = read.as_dict() if read is not None else {}
     return data
 
 
@@ -191,36 +202,60 @@ def _split(
 
 # --------------------------------------------------------------------------------------- TULU
 def validate_tulu_row(row: Mapping[str, Any], where: str) -> list[dict[str, str]]:
-    """The ``messages`` of a TULU-v2 row as ``[{role, content}]``, or an error naming ``where``."""
+    """The ``messages`` of a TULU-v2 row as ``[{role, content}]``, or an error naming ``where``.
+
+    As the paper's pipeline (open-instruct ``finetune.py``, ``encode_with_messages_format``, in
+    the authors' release ``open_instruct/finetune.py``): an empty message *list* is an error
+    (``ValueError('messages field is empty.')`` there); an empty *message* (system, user or
+    assistant; ~270 of the mixture's 326,154 conversations have one, open-instruct #161) is kept:
+    an empty user or system turn is context like any other, an empty assistant turn trains on
+    its EOS token only. A conversation without an assistant turn is returned too: it has no
+    trainable token, which the caller drops (the release's ``filter(labels != -100).any()``).
+    A wrong schema (not a list, a role outside ``system``/``user``/``assistant``, content that is
+    not text) is an error.
+    """
     messages = row.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise AmuroDataError(f"{where}: 'messages' must be a non-empty list, got {messages!r:.80}")
+    if not isinstance(messages, list):
+        raise AmuroDataError(f"{where}: 'messages' must be a list, got {messages!r:.80}",
+                             "not a list")
+    if not messages:
+        raise AmuroDataError(f"{where}: 'messages' is an empty list (the paper's pipeline "
+                             "raises 'messages field is empty.' too)", "empty conversation")
     out = []
     for i, message in enumerate(messages):
         if not isinstance(message, Mapping):
-            raise AmuroDataError(f"{where}: message {i} is not an object")
+            raise AmuroDataError(f"{where}: message {i} is not an object", "bad message")
         role, content = message.get("role"), message.get("content")
         if role not in ROLES:
-            raise AmuroDataError(f"{where}: message {i} has role {role!r}; expected one of {ROLES}")
-        if not isinstance(content, str) or not content.strip():
-            raise AmuroDataError(f"{where}: message {i} ({role}) has empty or non-text content")
+            raise AmuroDataError(f"{where}: message {i} has role {role!r}; expected one of "
+                                 f"{ROLES}", "bad role")
+        if not isinstance(content, str):
+            raise AmuroDataError(f"{where}: message {i} ({role}) has non-text content "
+                                 f"{content!r:.40}", "not text")
         out.append({"role": role, "content": content})
-    if not any(m["role"] == "assistant" for m in out):
-        raise AmuroDataError(f"{where}: no assistant turn (nothing to train on)")
     return out
+
+
+def empty_turns(messages: list[dict[str, str]]) -> list[str]:
+    """The roles of a conversation's empty (or whitespace-only) messages, in order."""
+    return [m["role"] for m in messages if not m["content"].strip()]
+
+
+def has_trainable_token(messages: list[dict[str, str]]) -> bool:
+    """Whether a conversation has a token the loss is computed on: an assistant turn (an empty
+    one still has its EOS)."""
+    return any(m["role"] == "assistant" for m in messages)
+
+
+def open_tulu(source: str) -> tuple[datasets.Dataset, SplitSource]:
+    """The raw TULU-v2 training split from ``source`` (``hub``: at :data:`TULU_COMMIT`;
+    ``fixtures`` or a mirror directory) and the record of where it came from."""
+    return open_split(TULU, "train", source, name="tulu")
 
 
 def load_tulu_rows(source: str) -> datasets.Dataset:
     """The raw TULU-v2 training split from ``source`` (``hub``, ``fixtures`` or a mirror dir)."""
-    if source == "hub":
-        return datasets.load_dataset(TULU_PATH, split="train")
-    root = FIXTURE_DIR if source == "fixtures" else Path(source)
-    folder = root / TULU_FIXTURE_KEY
-    for suffix, builder in ((".jsonl", "json"), (".parquet", "parquet")):
-        path = folder / f"train{suffix}"
-        if path.is_file():
-            return datasets.load_dataset(builder, data_files=str(path), split="train")
-    raise AmuroDataError(f"tulu/train: no local data at {folder}/train.jsonl (or .parquet)")
+    return open_tulu(source)[0]
 
 
 def _conversation_tokens(tokenizer, messages: list[dict[str, str]]) -> int:
@@ -246,13 +281,15 @@ def fit_conversation(
 
 
 def _tulu_data(recipe: SFTRecipe, tokenizer, source: str) -> TrainingData:
-    raw = load_tulu_rows(source)
+    raw, read = open_tulu(source)
     a = recipe.args
     order = shuffled_order(len(raw), a.sample_seed)  # = raw.shuffle(seed=sample_seed)
     want = _wanted(recipe, len(raw))  # a fraction of the split's rows: the release's sample
     n_val = recipe.val_examples
     examples, ids = [], []
-    truncated = dropped = invalid = 0
+    truncated = dropped = invalid = untrainable = with_empty = 0
+    empty_by_role = dict.fromkeys(ROLES, 0)
+    invalid_by_kind: dict[str, int] = {}
     for index in order:
         if want is not None and len(examples) == want + n_val:
             break  # validating and fitting the rest of a 326k-row split would only cost time
@@ -261,48 +298,115 @@ def _tulu_data(recipe: SFTRecipe, tokenizer, source: str) -> TrainingData:
             messages = validate_tulu_row(row, f"tulu/train row {index} (id {row.get('id')!r})")
         except AmuroDataError as err:
             if a.on_invalid == "error":
-                raise AmuroDataError(f"{err}; pass --on_invalid skip to drop such rows") from None
+                raise AmuroDataError(f"{err}; pass --on_invalid skip to drop such rows",
+                                     err.kind) from None
             invalid += 1
+            invalid_by_kind[err.kind] = invalid_by_kind.get(err.kind, 0) + 1
+            continue
+        if not has_trainable_token(messages):
+            untrainable += 1  # no assistant turn: nothing to train on, dropped as the release
             continue
         fitted, was_cut = fit_conversation(messages, tokenizer, recipe.training.max_length)
         truncated += was_cut
         if fitted is None:
             dropped += 1
             continue
+        empty = empty_turns(fitted)
+        with_empty += bool(empty)
+        for role in empty:
+            empty_by_role[role] += 1
         examples.append({"messages": fitted})
         ids.append(row.get("id", index))
     if invalid:
-        log.warning("tulu/train: dropped %d invalid rows", invalid)
-    data = _split(recipe, examples, ids, source, TULU_PATH, truncated, dropped + invalid,
+        log.warning("tulu/train: dropped %d invalid rows (%s)", invalid, invalid_by_kind)
+    if untrainable:
+        log.warning("tulu/train: dropped %d conversations with no assistant turn (no trainable "
+                    "token)", untrainable)
+    if with_empty:
+        log.warning("tulu/train: %d conversations kept with empty turns (%s); an empty "
+                    "assistant turn trains on its EOS only, as the paper's pipeline", with_empty,
+                    ", ".join(f"{n} {r}" for r, n in empty_by_role.items() if n))
+    data = _split(recipe, examples, ids, source, TULU_PATH, truncated,
+                  dropped + invalid + untrainable,
                   n_train=None if want is None else min(want, len(examples)))
     data.stats["invalid_rows"] = invalid
+    data.stats["invalid_rows_by_kind"] = invalid_by_kind
+    data.stats["dropped_no_trainable_token"] = untrainable
+    data.stats["conversations_with_empty_turns"] = with_empty
+    data.stats["empty_turns_by_role"] = empty_by_role
+    data.stats["data_read"] = read.as_dict()
     return data
 
 
-def dataset_commit(path: str, revision: str | None, source: str) -> str | None:
-    """The Hub commit a ``hub`` dataset revision resolves to now, for the provenance record
-    (``None`` for local data, or when the Hub cannot be asked, e.g. offline)."""
-    if source != "hub":
-        return None
-    from huggingface_hub import HfApi
-
-    try:
-        return HfApi().dataset_info(path, revision=revision or "main").sha
-    except Exception as err:  # noqa: BLE001 - provenance is best effort, training goes on
-        log.warning("could not resolve the commit of dataset %s@%s: %s", path,
-                    revision or "main", type(err).__name__)
-        return None
-
-
 def build_training_data(recipe: SFTRecipe, tokenizer) -> TrainingData:
-    """Load, validate, subsample, render and fit the training (and validation) examples."""
+    """Load, validate, subsample, render and fit the training (and validation) examples.
+
+    ``stats`` records where the rows came from (``dataset_revision``: the revision asked for;
+    ``dataset_commit``: the commit read, ``None`` for local files or an unresolved offline read;
+    ``data_read``: the full record) and what was dropped."""
     source = data_source(recipe.args.data_source)
     data = _tulu_data(recipe, tokenizer, source) if recipe.is_tulu \
         else _task_data(recipe, tokenizer, source)
-    revision = None if recipe.is_tulu else get_spec(recipe.train_set).revision
-    data.stats["dataset_revision"] = (revision or "main") if source == "hub" else None
-    data.stats["dataset_commit"] = dataset_commit(data.dataset, revision, source)
+    read = data.stats.get("data_read", {})
+    data.stats["dataset_revision"] = read.get("revision")
+    data.stats["dataset_commit"] = read.get("commit")
     if data.dropped:
         log.warning("%s: %d examples dropped (do not fit max_length=%d)", recipe.task,
                     data.dropped, recipe.training.max_length)
     return data
+
+
+def check_tulu(source: str, *, n: int | None = None, on_invalid: str = "error",
+               tokenizer=None) -> Any:
+    """``amuro data check`` of TULU's first ``n`` conversations (:mod:`amuro_tasks.check`):
+    source and commit, conversations read and trainable, empty turns by role, invalid rows by
+    kind, the longest conversation in tokens of ``tokenizer`` (TULU's chat format)."""
+    from itertools import islice
+
+    from amuro_tasks.check import DEFAULT_ROWS, SplitReport
+
+    n = DEFAULT_ROWS if n is None else n
+    report = SplitReport("tulu", "train", "training", on_invalid)
+    try:
+        data, record = open_split(TULU, "train", source, streaming=source == "hub", name="tulu")
+        raw = list(islice(data, n)) if source == "hub" else \
+            data.select(range(min(n, len(data)))).to_list()
+    except Exception as err:  # noqa: BLE001 - unreadable, or a network error mid-stream
+        report.fatal.append(str(err) if isinstance(err, AmuroDataError)
+                            else f"tulu/train: reading failed: {type(err).__name__}: {err}")
+        return report
+    report.source = record.as_dict()
+    report.notes += record.notes
+    report.rows_read = len(raw)
+    by_role = dict.fromkeys(ROLES, 0)
+    with_empty = untrainable = 0
+    longest = -1
+    for index, row in enumerate(raw):
+        try:
+            messages = validate_tulu_row(row, f"tulu/train row {index} (id {row.get('id')!r})")
+        except AmuroDataError as err:
+            report.count_invalid(err)
+            continue
+        if not has_trainable_token(messages):
+            untrainable += 1
+            continue
+        report.usable += 1
+        empty = empty_turns(messages)
+        with_empty += bool(empty)
+        for role in empty:
+            by_role[role] += 1
+        if tokenizer is not None:
+            size = _conversation_tokens(tokenizer, messages)
+            if size > longest:
+                longest, report.longest_input_row = size, index
+    if longest >= 0:
+        report.longest_input_tokens = longest
+    report.info = {"conversations_with_empty_turns": with_empty, "empty_turns_by_role": by_role,
+                   "dropped_no_trainable_token": untrainable}
+    if with_empty:
+        report.notes.append(f"{with_empty} conversations with empty turns ("
+                            + ", ".join(f"{k} {v}" for k, v in by_role.items() if v)
+                            + "): kept, an empty assistant turn trains on its EOS only")
+    if untrainable:
+        report.notes.append(f"{untrainable} conversations without an assistant turn: dropped")
+    return report.conclude()

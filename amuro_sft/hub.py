@@ -4,7 +4,7 @@ Used by ``amuro-sft`` (what a run loads and records), by the study (steps -> bra
 commit of every checkpoint it scores) and by evaluation records alike:
 
 * :func:`resolve_revision` turns a Hub revision into the commit hash it points to now (a bare
-  step such as ``step342000`` resolves to its one branch ``step342000-tokens1434B``), or a local
+  step such as ``step343000`` resolves to its one branch ``step343000-tokens1438B``), or a local
   directory into its :func:`checkpoint_fingerprint`. Branch names move, commit hashes do not:
   every run records the hash it loaded, and loads model and tokenizer *at that hash*.
 * :func:`branch_for_step` maps a pre-training step to the branch named after it (OLMo's
@@ -42,7 +42,7 @@ class ResolvedModel:
 
     model: str
     revision: str | None
-    """The revision asked for (a branch such as ``step342000-tokens1434B``), ``None`` = default."""
+    """The revision asked for (a branch such as ``step343000-tokens1438B``), ``None`` = default."""
     commit_sha: str | None
     """The Hub commit hash the revision resolved to (``None`` for a local directory, or when it
     could not be resolved and ``strict=False``)."""

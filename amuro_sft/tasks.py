@@ -45,7 +45,8 @@ def _is_set_task(name: str) -> bool:
     if name not in SPECS or name in FINETUNE_TASKS:
         return False
     spec = SPECS[name]
-    scored = spec.eval_split if isinstance(spec.eval_split, tuple) else (spec.eval_split,)
+    scored = [s for side in (spec.eval_split, spec.upstream_split or ())
+              for s in ((side,) if isinstance(side, str) else side)]
     paper_data = {_dataset(t.train_set) for t in FINETUNE_TASKS.values()}
     return spec.fewshot_split == "train" and "train" not in scored \
         and _dataset(name) not in paper_data

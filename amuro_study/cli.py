@@ -6,6 +6,7 @@
     amuro study run CONFIG.yaml             # run (or resume) it, then write the report
     amuro study report CONFIG.yaml          # report from the results collected so far
     amuro study report --paper OUT          # the report of the paper's released results
+    amuro data check CONFIG.yaml|TASKS      # read the first rows of every split it will touch
     amuro demo                              # = amuro study run examples/demo.yaml
 
 Exit status: 0 when every unit is done, 1 when some unit failed or was blocked (they are
@@ -232,6 +233,12 @@ def print_summary(summary: StudySummary, report_path: Path | None, wall_s: float
 # --------------------------------------------------------------------------- commands
 def _cmd_plan(args: argparse.Namespace) -> int:
     plan = load_and_plan(args.config, args.output_dir)
+    if args.check_data:
+        from amuro_study.data_check import check_data
+
+        print_plan(plan)
+        print()
+        return check_data(args.config, rows=args.rows)
     if args.json:
         cost = estimate_cost(plan, store_of(plan).done_ids(), stage_durations(plan))
         print(json.dumps({
@@ -279,6 +286,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from amuro_study.data_check import check_data
+
+    if args.rows is not None and args.rows < 1:
+        raise StudyConfigError(f"--rows: must be >= 1, got {args.rows}")
+    return check_data(args.target, rows=None if args.all_rows else args.rows, data=args.data,
+                      splits=args.splits, on_invalid=args.on_invalid, tokenizer=args.tokenizer,
+                      as_json=args.json)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not DEMO_CONFIG.is_file():
         raise StudyConfigError(f"<demo>: {DEMO_CONFIG} not found (run from a source checkout)")
@@ -307,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--output-dir", help="override the config's output_dir")
     p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument("--check-data", action="store_true",
+                   help="also read the first rows of every split the study touches (amuro data "
+                        "check); exit 1 if any would stop the run")
+    p.add_argument("--rows", type=int, default=300, help="with --check-data: rows per split")
     p.set_defaults(func=_cmd_plan)
 
     p = ssub.add_parser("run", help="run (or resume) the study, then write the report")
@@ -323,6 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --paper: folder of the released CSVs (default: $AMURO_PAPER_RESULTS "
                         "or shared/paper/results next to the repository)")
     p.set_defaults(func=_cmd_report)
+
+    data = sub.add_parser("data", help="check the data a study or a task list will read")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("check", help="read the first rows of every split a study config (or "
+                                      "an lm-eval task list) touches, from its real source; "
+                                      "exit 1 if anything would stop the run")
+    p.add_argument("target", metavar="CONFIG_OR_TASKS",
+                   help="a study YAML, or lm-eval task names/tags/globs or set names, "
+                        "comma-separated (amuro_arc_*,xsum)")
+    p.add_argument("--rows", type=int, default=300, help="rows read per split (default 300)")
+    p.add_argument("--all-rows", action="store_true", help="read every row of every split")
+    p.add_argument("--data", help="data source: hub, fixtures or a mirror directory (default: "
+                                  "the config's `data`, else $AMURO_DATA, else hub)")
+    p.add_argument("--splits", choices=("paper", "upstream"),
+                   help="split protocol (default: the config's eval.splits, else paper)")
+    p.add_argument("--on-invalid", choices=("error", "skip"), default="error",
+                   help="task lists: what the run does with an invalid row (default error)")
+    p.add_argument("--tokenizer", help="measure inputs in tokens of this tokenizer (default: "
+                                       "the config's model)")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=_cmd_data_check)
 
     p = sub.add_parser("demo", help="the offline demo: amuro study run examples/demo.yaml")
     _add_run_options(p)

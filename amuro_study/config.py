@@ -9,7 +9,7 @@ Schema (see ``examples/demo.yaml`` and ``docs/study.md``)::
     name: my-study                       # optional, a label
     output_dir: runs/my-study            # where units, models, results and the report go
     model: allenai/OLMo-1B-hf            # Hub id or local directory (not with `pretrain`)
-    revisions: [step1000-tokens4B, main] # or `steps: [1000, 342000]` (resolved on the Hub)
+    revisions: [step1000, main]          # or `steps: [1000, 342000, main]` (resolved on the Hub)
     pretrain: {...}                      # demo only: build and pre-train a tiny model instead
     data: hub                            # amuro_data: hub | fixtures | a local mirror directory
     offline: false                       # set HF_*_OFFLINE for the run
@@ -18,11 +18,14 @@ Schema (see ``examples/demo.yaml`` and ``docs/study.md``)::
       learning_rates: {mnli: [2e-6], xsum: [2e-7]}   # or one list for every task; default: paper's
       seed: 42
       ...                                # any other option of `amuro-sft --help` (the recipe)
+      by_task: {tulu: {sample_fraction: 0.05}}   # options of one task only
     eval:
       sets: auto                         # or a list; an item may be {name: xsum, formats: [...]}
       formats: [default, instruct, io]
       shots: [4]
       limit: null
+      splits: paper                      # or upstream (lm-eval's): which split of each set
+      on_invalid: error                  # or skip (per set: {name: xsum, on_invalid: skip})
     backend:
       eval: hf                           # or vllm
       device: cpu
@@ -47,6 +50,7 @@ from amuro_sft.hub import branch_for_step, list_branches, revision_step
 from amuro_sft.tasks import TULU, eval_sets, is_known_task, trainable_tasks  # noqa: F401
 from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
+from amuro_tasks.family import DEFAULT_PROTOCOL, PROTOCOLS
 from amuro_tasks.prompts import FORMATS
 from amuro_tasks.scoring import SCORING_MODES
 from amuro_tasks.settings import (
@@ -62,6 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("amuro")
 
 EVAL_BACKENDS = ("hf", "vllm")
+ON_INVALID = ("error", "skip")
 EXECUTORS = ("local", "slurm")
 
 
@@ -135,10 +140,12 @@ class FinetuneSpec:
 
 @dataclass(frozen=True)
 class EvalSetSpec:
-    """One evaluation set and the prompt formats it is scored in."""
+    """One evaluation set, the prompt formats it is scored in, and what an invalid row does."""
 
     name: str
     formats: tuple[str, ...]
+    on_invalid: str = "error"
+    """``error`` stops the set at its first invalid row; ``skip`` drops (and counts) them."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,14 @@ class EvalSpec:
     shots: tuple[int, ...] = (4,)
     limit: int | float | None = None
     scoring: str = "choice"
+    splits: str = DEFAULT_PROTOCOL
+    """Split protocol: ``paper`` (the split the paper scored, where labelled) or ``upstream``
+    (lm-eval's); see ``docs/data.md``."""
+
+    @property
+    def skip_invalid(self) -> tuple[str, ...]:
+        """Sets whose invalid rows are skipped (``on_invalid: skip``)."""
+        return tuple(s.name for s in self.sets if s.on_invalid == "skip")
 
 
 @dataclass(frozen=True)
@@ -214,6 +229,8 @@ class StudyConfig:
     revisions: tuple[RevisionSpec, ...] = ()
     steps: tuple[int, ...] = ()
     """Hub steps still to be resolved to branch names (see :func:`resolve_steps`)."""
+    steps_main: bool = False
+    """``main`` was listed under ``steps`` (the final checkpoint: no branch to resolve)."""
     pretrain: PretrainSpec | None = None
     name: str = "study"
     data: str = "hub"
@@ -319,12 +336,35 @@ def _parse_revisions(value: Any) -> tuple[RevisionSpec, ...]:
             rev, step = item, revision_step(item)
         else:
             raise _err(key, f"must be a revision name (string) or a mapping, got {item!r}")
-        if step is None:  # every analysis orders and plots checkpoints by step
+        if step is None and rev != MAIN:  # every analysis orders and plots checkpoints by step
             raise _err(key, f"revision {rev!r} has no step in its name; give one: "
-                            f"{{revision: {rev}, step: N}} (the paper takes OLMo-1B's main as "
-                            "step 750000)")
+                            f"{{revision: {rev}, step: N}}")
         out.append(RevisionSpec(rev, step))
     _unique([r.revision for r in out], "revisions")
+    return _place_main(out, "revisions")
+
+
+MAIN = "main"
+"""The final checkpoint's revision, accepted wherever step names are."""
+
+
+def _place_main(revisions: Sequence[RevisionSpec], key: str) -> tuple[RevisionSpec, ...]:
+    """``main`` given without a step is placed at :data:`~amuro_study.records.PAPER_MAIN_STEP`
+    (750,000: the paper's convention for OLMo-1B, whose last step is 738,020), after every other
+    checkpoint; a model pre-trained beyond that needs ``{revision: main, step: N}``."""
+    from amuro_study.records import PAPER_MAIN_STEP
+
+    steps = [r.step for r in revisions if r.step is not None and r.revision != MAIN]
+    out = []
+    for i, rev in enumerate(revisions):
+        if rev.revision == MAIN and rev.step is None:
+            if steps and max(steps) >= PAPER_MAIN_STEP:
+                raise _err(f"{key}[{i}]", f"main would be placed at step {PAPER_MAIN_STEP:,} "
+                                          f"(the paper's convention), not after step "
+                                          f"{max(steps):,}; give its step: "
+                                          "{revision: main, step: N}")
+            rev = RevisionSpec(MAIN, PAPER_MAIN_STEP)
+        out.append(rev)
     return tuple(out)
 
 
@@ -332,6 +372,19 @@ def _parse_steps(value: Any, key: str) -> tuple[int, ...]:
     steps = tuple(_int(s, f"{key}[{i}]", 0) for i, s in enumerate(_list(value, key)))
     _unique(steps, key)
     return steps
+
+
+def _parse_hub_steps(value: Any) -> tuple[tuple[int, ...], bool]:
+    """``steps``: integers, and ``main`` (the final checkpoint, which needs no branch)."""
+    items = _list(value, "steps")
+    with_main = MAIN in items
+    if items.count(MAIN) > 1:
+        raise _err(f"steps[{len(items) - 1 - items[::-1].index(MAIN)}]", "duplicate entry 'main'")
+    steps = tuple(_int(s, f"steps[{i}]", 0) for i, s in enumerate(items) if s != MAIN)
+    _unique(steps, "steps")
+    if not steps and not with_main:
+        raise _err("steps", "must not be empty")
+    return steps, with_main
 
 
 def _parse_pretrain(value: Any) -> PretrainSpec:
@@ -393,6 +446,11 @@ def _parse_finetune(value: Any, *, model: str, data: str, output_dir: Path,
             raise _err(f"finetune.tasks[{i}]", f"unknown fine-tuning task {task!r}; known: "
                                                f"{', '.join(trainable_tasks())}")
     _unique(tasks, "finetune.tasks")
+    by_task_raw = dict(_mapping(data_map.pop("by_task", None), "finetune.by_task"))
+    for task in by_task_raw:
+        if task not in tasks:
+            raise _err(f"finetune.by_task.{task}",
+                       f"not one of finetune.tasks ({', '.join(tasks) or 'none'})")
     lrs_raw = data_map.pop("learning_rates", None)
     if "learning_rate" in data_map:
         if lrs_raw is not None:
@@ -427,6 +485,7 @@ def _parse_finetune(value: Any, *, model: str, data: str, output_dir: Path,
         lrs = {t: values for t in tasks}
     if not tasks and not data_map:
         return FinetuneSpec(tasks, lrs, {})
+    by_task: dict[str, dict[str, Any]] = {}
     from amuro_sft.config import RecipeError
     from amuro_sft.recipe import OPTION_OWNER, check_options, recipe_from_options, suggest
 
@@ -442,6 +501,18 @@ def _parse_finetune(value: Any, *, model: str, data: str, output_dir: Path,
         options = check_options(data_map)
     except RecipeError as err:
         raise _err(f"finetune.{err.option}", err.message) from None
+    for task, raw in by_task_raw.items():  # one task's own recipe options (TULU's sample...)
+        where = f"finetune.by_task.{task}"
+        for key in _mapping(raw, where):
+            if key in _SET_BY_STUDY or key in ("tasks", "learning_rates", "by_task"):
+                raise _err(f"{where}.{key}", "not a per-task option (learning rates: "
+                                             "finetune.learning_rates.<task>)")
+            if key not in OPTION_OWNER:
+                raise _err(f"{where}.{key}", "unknown key" + suggest(str(key), list(OPTION_OWNER)))
+        try:
+            by_task[task] = check_options(dict(raw))
+        except RecipeError as err:
+            raise _err(f"{where}.{err.option}", err.message) from None
     if not tasks:  # options checked, nothing to fine-tune
         return FinetuneSpec(tasks, lrs, options)
     options.setdefault("trust_remote_code", backend.trust_remote_code)
@@ -454,10 +525,14 @@ def _parse_finetune(value: Any, *, model: str, data: str, output_dir: Path,
         for lr in lrs[task]:
             try:
                 recipe = recipe_from_options(
-                    {**options, "task": task, "learning_rate": lr, "model_name_or_path": model,
-                     "output_dir": str(output_dir / "units")}, processes=backend.num_gpus)
+                    {**options, **by_task.get(task, {}), "task": task, "learning_rate": lr,
+                     "model_name_or_path": model, "output_dir": str(output_dir / "units")},
+                    processes=backend.num_gpus)
             except RecipeError as err:
-                raise _err(_recipe_key(err.option, task, lrs_key), err.message) from None
+                key = _recipe_key(err.option, task, lrs_key)
+                if err.option in by_task.get(task, {}):
+                    key = f"finetune.by_task.{task}.{err.option}"
+                raise _err(key, err.message) from None
             key = (task, recipe.learning_rate)
             if key in recipes:
                 raise _err(lrs_key, f"learning rate {recipe.learning_rate:g} twice for {task} "
@@ -487,8 +562,10 @@ def auto_eval_sets(tasks: Sequence[str]) -> list[str]:
 
 def _parse_eval(value: Any, finetune: FinetuneSpec) -> EvalSpec:
     data = _mapping(value, "eval")
-    _check_keys(data, ("sets", "formats", "shots", "limit", "scoring"), "eval")
+    _check_keys(data, ("sets", "formats", "shots", "limit", "scoring", "splits", "on_invalid"),
+                "eval")
     formats = _parse_formats(data.get("formats", ["default"]), "eval.formats")
+    on_invalid = _choice(data.get("on_invalid", "error"), "eval.on_invalid", ON_INVALID)
     raw_sets = data.get("sets", "auto")
     if raw_sets == "auto":
         if not finetune.tasks:
@@ -497,13 +574,16 @@ def _parse_eval(value: Any, finetune: FinetuneSpec) -> EvalSpec:
     sets: list[EvalSetSpec] = []
     for i, item in enumerate(_list(raw_sets, "eval.sets")):
         key = f"eval.sets[{i}]"
+        set_on_invalid = on_invalid
         if isinstance(item, Mapping):
-            _check_keys(item, ("name", "formats"), key)
+            _check_keys(item, ("name", "formats", "on_invalid"), key)
             if "name" not in item:
                 raise _err(f"{key}.name", "missing required key")
             name = item["name"]
             set_formats = (_parse_formats(item["formats"], f"{key}.formats")
                            if "formats" in item else formats)
+            if "on_invalid" in item:
+                set_on_invalid = _choice(item["on_invalid"], f"{key}.on_invalid", ON_INVALID)
         else:
             name, set_formats = item, formats
         if name not in SPECS:
@@ -511,7 +591,7 @@ def _parse_eval(value: Any, finetune: FinetuneSpec) -> EvalSpec:
         for fmt in set_formats:
             if not task_yaml_exists(name, fmt):
                 raise _err(key, f"no lm-eval task amuro_{name}_{fmt} is shipped")
-        sets.append(EvalSetSpec(name, set_formats))
+        sets.append(EvalSetSpec(name, set_formats, set_on_invalid))
     _unique([s.name for s in sets], "eval.sets")
     shots = tuple(_int(s, f"eval.shots[{i}]", 0)
                   for i, s in enumerate(_list(data.get("shots", [4]), "eval.shots")))
@@ -527,7 +607,8 @@ def _parse_eval(value: Any, finetune: FinetuneSpec) -> EvalSpec:
         if isinstance(limit, int) and limit < 1:
             raise _err("eval.limit", f"must be >= 1, got {limit}")
     scoring = _choice(data.get("scoring", "choice"), "eval.scoring", SCORING_MODES)
-    return EvalSpec(tuple(sets), shots, limit, scoring)
+    splits = _choice(data.get("splits", DEFAULT_PROTOCOL), "eval.splits", PROTOCOLS)
+    return EvalSpec(tuple(sets), shots, limit, scoring, splits)
 
 
 _DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
@@ -604,6 +685,7 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
     pretrain = _parse_pretrain(data["pretrain"]) if "pretrain" in data else None
     revisions: tuple[RevisionSpec, ...] = ()
     steps: tuple[int, ...] = ()
+    steps_main = False
     if pretrain is not None:
         for key in ("model", "revisions", "steps"):
             if key in data:
@@ -619,10 +701,10 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
         if "revisions" in data:
             revisions = _parse_revisions(data["revisions"])
         elif "steps" in data:
-            steps = _parse_steps(data["steps"], "steps")
+            steps, steps_main = _parse_hub_steps(data["steps"])
         else:
             raise _err("revisions", "missing required key (or give 'steps')")
-        if steps and Path(model).is_dir():
+        if (steps or steps_main) and Path(model).is_dir():
             raise _err("steps", f"model {model!r} is a local directory: list its checkpoint "
                                 "sub-directories under 'revisions'")
         if Path(model).is_dir():
@@ -656,7 +738,8 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
     if backend.eval == "vllm" and backend.device == "cpu":
         raise _err("backend.eval", "vllm needs a GPU device (backend.device: cuda)")
     return StudyConfig(
-        output_dir=output_dir, model=model, revisions=revisions, steps=steps, pretrain=pretrain,
+        output_dir=output_dir, model=model, revisions=revisions, steps=steps,
+        steps_main=steps_main, pretrain=pretrain,
         name=_str(data.get("name", "study"), "name"), data=data_source, offline=offline,
         finetune=finetune, eval=evaluation, backend=backend, source=source,
     )
@@ -674,14 +757,18 @@ def load_config(path: str | Path) -> StudyConfig:
     return parse_config(data, source=path)
 
 
-def resolve_steps(model: str, steps: Sequence[int], refs: Sequence[str] | None = None
-                  ) -> tuple[RevisionSpec, ...]:
-    """Map pre-training steps to the Hub branches of ``model`` (``step{N}-...`` or ``step{N}``).
+def resolve_steps(model: str, steps: Sequence[int], refs: Sequence[str] | None = None,
+                  *, with_main: bool = False) -> tuple[RevisionSpec, ...]:
+    """Map pre-training steps to the Hub branches of ``model`` (``step{N}-...`` or ``step{N}``),
+    and ``main`` last when ``with_main`` (placed as :func:`_place_main` says).
 
     Branch names carry a token count that cannot be computed (``step10000-tokens41B``), so the
     branches are listed (``amuro_sft.hub.list_branches``); ``refs`` overrides the listing
     (tests). A step with no branch raises :class:`StudyConfigError` naming the nearest ones.
     """
+    main = (RevisionSpec(MAIN),) if with_main else ()
+    if not steps:
+        return _place_main(main, "steps")
     if refs is None:
         try:
             refs = list_branches(model)
@@ -693,4 +780,4 @@ def resolve_steps(model: str, steps: Sequence[int], refs: Sequence[str] | None =
             out.append(RevisionSpec(branch_for_step(model, step, refs), step))
         except AmuroConfigError as err:
             raise _err(f"steps[{i}]", str(err)) from None
-    return tuple(out)
+    return _place_main([*out, *main], "steps")

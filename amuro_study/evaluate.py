@@ -27,6 +27,23 @@ def _number(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
+def data_read(unit: EvalUnit) -> dict[str, Any]:
+    """Per set of ``unit``: what its load read in this process (protocol, splits, source and
+    commit of each split, rows scored, rows dropped by reason; ``amuro_tasks.loading``)."""
+    from amuro_tasks.loading import data_provenance
+
+    return {t.eval_set: data_provenance(t.eval_set, unit.splits) for t in unit.tasks}
+
+
+def scored_data(eval_set: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    """``split`` and ``data_commit`` of a record of ``eval_set``, from :func:`data_read`."""
+    read = (data or {}).get(eval_set) or {}
+    scored = str(read.get("scored_split", "")).split("+")
+    commits = {s.get("commit") for s in read.get("sources", []) if s.get("split") in scored}
+    return {"split": read.get("scored_split"),
+            "data_commit": commits.pop() if len(commits) == 1 else None}
+
+
 def _write_samples(path: Path, samples: list[dict[str, Any]]) -> None:
     lines = [json.dumps(s, default=str, ensure_ascii=False) for s in samples]
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
@@ -34,12 +51,13 @@ def _write_samples(path: Path, samples: list[dict[str, Any]]) -> None:
 
 def results_to_records(
     unit: EvalUnit, results: dict[str, Any], *, commit: str | None,
-    samples_paths: dict[str, str] | None = None,
+    samples_paths: dict[str, str] | None = None, data: dict[str, Any] | None = None,
 ) -> list[ResultRecord]:
     """One :class:`ResultRecord` per (task, metric) of an lm-eval ``results`` dict.
 
     Set and format come from the unit's typed :class:`~amuro_study.plan.EvalTask` list, never
-    from parsing the task name; stderr is lm-eval's ``<metric>_stderr`` (``None`` if N/A).
+    from parsing the task name; stderr is lm-eval's ``<metric>_stderr`` (``None`` if N/A);
+    split and data commit from ``data`` (:func:`data_read`).
     """
     ft = unit.finetune
     epochs = None
@@ -65,6 +83,7 @@ def results_to_records(
                 eval_set=task.eval_set, format=task.format, shots=unit.shots, metric=metric,
                 value=number, stderr=_number(row.get(f"{metric}_stderr,{_filter}")),
                 samples_path=(samples_paths or {}).get(task.task_name),
+                protocol=unit.splits, **scored_data(task.eval_set, data),
             ))
     return records
 
@@ -82,7 +101,7 @@ def evaluate_unit(
 
     import amuro_tasks
 
-    metadata: dict[str, Any] = {"amuro_data": unit.data, "amuro_scoring": unit.scoring}
+    metadata: dict[str, Any] = unit.lm_eval_metadata()
     # lm-eval copies model_args into the task metadata only when it builds the TaskManager
     # itself; first_token scoring reads the tokenizer from there
     metadata |= {k: v for k, v in backend.model_args(pretrained, revision).items()
@@ -107,13 +126,14 @@ def evaluate_unit(
         samples_paths[task.task_name] = rel
     config = dict(out.get("config", {}))
     commit = commit or config.get("model_sha") or None
-    records = results_to_records(unit, out, commit=commit, samples_paths=samples_paths)
+    data = data_read(unit)
+    records = results_to_records(unit, out, commit=commit, samples_paths=samples_paths, data=data)
     provenance = {
         "lm_eval_version": out.get("lm_eval_version"),
         "transformers_version": out.get("transformers_version"),
         "config": {k: v for k, v in config.items() if k != "model_args"} | {
             "model_args": backend.model_args(pretrained, revision)},
         "n_samples": out.get("n-samples"), "versions": out.get("versions"),
-        "n_shot": out.get("n-shot"),
+        "n_shot": out.get("n-shot"), "data": data,
     }
     return records, provenance

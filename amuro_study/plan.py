@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from amuro_study.config import PretrainSpec, RevisionSpec, StudyConfig, resolve_steps
+from amuro_tasks.family import DEFAULT_PROTOCOL
 from amuro_tasks.specs import get_spec
 
 
@@ -194,6 +195,10 @@ class EvalUnit:
     dtype: str = "auto"
     """Part of the identity: scores differ by precision (batch size and device are not; the
     batch size is tested not to change scores)."""
+    splits: str = DEFAULT_PROTOCOL
+    """Split protocol (``paper`` or ``upstream``): which split of each set is scored."""
+    skip_invalid: tuple[str, ...] = ()
+    """Sets whose invalid rows are skipped (and counted) instead of stopping the set."""
     kind: str = field(default="eval", init=False)
 
     @property
@@ -218,7 +223,15 @@ class EvalUnit:
         what = (self.checkpoint.label if self.finetune is None
                 else f"{self.checkpoint.label}+{self.finetune.task}"
                      f"(lr {self.finetune.learning_rate:g})")
-        return f"eval {what}: {len(self.tasks)} tasks, {self.shots}-shot"
+        return f"eval {what}: {len(self.tasks)} tasks, {self.shots}-shot, {self.splits} splits"
+
+    def lm_eval_metadata(self) -> dict[str, Any]:
+        """The ``amuro_*`` ``--metadata`` of this unit's lm-eval call (``amuro_tasks.harness``)."""
+        metadata: dict[str, Any] = {"amuro_data": self.data, "amuro_scoring": self.scoring,
+                                    "amuro_split": self.splits}
+        if self.skip_invalid:
+            metadata["amuro_on_invalid"] = dict.fromkeys(self.skip_invalid, "skip")
+        return metadata
 
     def identity(self) -> dict[str, Any]:
         """The JSON identity."""
@@ -302,7 +315,7 @@ def build_plan(config: StudyConfig, *, refs: list[str] | None = None) -> Plan:
         )
     else:
         revisions: tuple[RevisionSpec, ...] = config.revisions or resolve_steps(
-            config.model, config.steps, refs
+            config.model, config.steps, refs, with_main=config.steps_main
         )
         checkpoints = tuple(Checkpoint(config.model, r.revision, r.step) for r in revisions)
     identities = [recipe_identity(r) for r in config.finetune.recipes.values()]
@@ -313,7 +326,8 @@ def build_plan(config: StudyConfig, *, refs: list[str] | None = None) -> Plan:
 
     def evals(ckpt: Checkpoint, finetune: FinetuneUnit | None) -> list[EvalUnit]:
         return [EvalUnit(ckpt, finetune, tasks, shots, ev.limit, ev.scoring, config.data,
-                         config.backend.eval, config.backend.dtype) for shots in ev.shots]
+                         config.backend.eval, config.backend.dtype, ev.splits, ev.skip_invalid)
+                for shots in ev.shots]
 
     base_evals = [u for c in checkpoints for u in evals(c, None)] if tasks else []
     finetuned_evals = [u for f in finetunes for u in evals(f.base, f)] if tasks else []
@@ -322,30 +336,57 @@ def build_plan(config: StudyConfig, *, refs: list[str] | None = None) -> Plan:
 
 
 # --------------------------------------------------------------------------- cost estimate
-#: Scored rows per set on the Hub (from the datasets' split sizes; see notes/paper-release.md).
-#: The estimate uses ``limit`` where it is smaller; fixture and mirror sizes are counted.
-HUB_SET_SIZES: dict[str, int] = {
-    "mnli_matched": 9815, "mnli_mismatched": 9832, "rte": 277, "gpt3nli": 29936,
-    "paws": 8000, "qqp": 40430, "stsb": 1500, "xsum": 11334, "xlsum": 11535, "cnn": 11490,
-    "socialiqa": 1954, "sciq": 1000, "tweetqa": 1086,
-    # instruction-tuning suite (dataset cards: ARC test, OBQA test, HellaSwag/BoolQ validation,
-    # SciQ test; LLMBar Natural 100, Adversarial Neighbor+GPTInst+GPTOut+Manual 134+92+47+46)
-    "arc_easy": 2376, "arc_challenge": 1172, "openbookqa": 500, "hellaswag": 10042,
-    "boolq": 3270, "sciq_mc": 1000, "llmbar_natural": 100, "llmbar_adversarial": 319,
+#: Scored rows per set and split on the Hub (the datasets' split sizes; notes/paper-release.md,
+#: the dataset cards, and the paper's scores for ARC/OBQA/SciQ validation). The estimate uses
+#: ``limit`` where it is smaller; fixture and mirror sizes are counted.
+HUB_SPLIT_SIZES: dict[str, dict[str, int]] = {
+    "mnli_matched": {"validation_matched": 9815},
+    "mnli_mismatched": {"validation_mismatched": 9832},
+    "rte": {"validation": 277}, "gpt3nli": {"train": 29936}, "paws": {"test": 8000},
+    "qqp": {"validation": 40430}, "stsb": {"validation": 1500}, "xsum": {"test": 11334},
+    "xlsum": {"test": 11535}, "cnn": {"test": 11490}, "socialiqa": {"validation": 1954},
+    "sciq": {"test": 1000}, "tweetqa": {"validation": 1086},
+    "arc_easy": {"validation": 570, "test": 2376}, "arc_challenge": {"validation": 299,
+                                                                      "test": 1172},
+    "openbookqa": {"validation": 500, "test": 500}, "hellaswag": {"validation": 10042},
+    "boolq": {"validation": 3270}, "sciq_mc": {"validation": 1000, "test": 1000},
+    # LLMBar Natural 100, Adversarial Neighbor+GPTInst+GPTOut+Manual 134+92+47+46
+    "llmbar_natural": {"Natural": 100}, "llmbar_adversarial": {"Adversarial": 319},
 }
 
 
-def _set_size(name: str, data: str) -> int | None:
+def _count_rows(path: Path) -> int | None:
+    """Rows of a mirror file, counted without decoding it (a file the run cannot read is the
+    preflight's and the loader's to report, with its line; here it only has no size)."""
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except Exception:  # noqa: BLE001 - unreadable: size unknown
+            return None
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _set_size(name: str, data: str, protocol: str = DEFAULT_PROTOCOL) -> int | None:
+    from amuro_tasks.loading import split_names
+    from amuro_tasks.upstream.plan import split_label
+
     spec = get_spec(name)
+    scored = spec.split_for(protocol)
     if data == "hub":
-        return HUB_SET_SIZES.get(name)
-    from amuro_tasks.loading import FIXTURE_DIR
+        return HUB_SPLIT_SIZES.get(name, {}).get(split_label(scored))
+    from amuro_tasks.sources import FIXTURE_DIR, mirror_file
 
     root = FIXTURE_DIR if data == "fixtures" else Path(data)
-    path = root / spec.fixture_key / f"{spec.eval_split}.jsonl"
-    if not path.is_file():
-        return None
-    rows = sum(1 for line in path.read_text().splitlines() if line.strip())
+    rows = 0
+    for split in split_names(scored):
+        path = mirror_file(spec.ref, split, root)
+        count = None if path is None else _count_rows(path)
+        if count is None:
+            return None
+        rows += count
     if spec.fewshot_split is None:  # the shot pool is carved out of the scored split
         from amuro_tasks.loading import FEWSHOT_POOL_SIZE
 
@@ -422,7 +463,7 @@ def estimate_cost(plan: Plan, done: set[str] | None = None,
     unknown: set[str] = set()
     for unit in evals:
         for task in unit.tasks:
-            size = _set_size(task.eval_set, unit.data)
+            size = _set_size(task.eval_set, unit.data, unit.splits)
             if size is None:
                 unknown.add(task.eval_set)
             n = _limited(size, unit.limit) or 0

@@ -24,6 +24,11 @@ Field meanings
 ``value`` / ``stderr`` / ``samples_path``
     The score, its standard error if known, and the lm-eval per-sample ``.jsonl`` file (for
     bootstrap confidence intervals) if one was kept.
+``protocol`` / ``split`` / ``data_commit``
+    Which split protocol the study used (``paper`` or ``upstream``, ``amuro_tasks.family``), the
+    split(s) of the set it meant (``validation``; LLMBar's several as ``+``-joined names), and
+    the commit the scored rows were read at (Hub or GitHub; ``None`` for local data). ``None``
+    for records that predate them or come from the paper's release.
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ class ResultRecord:
     value: float
     stderr: float | None = None
     samples_path: str | None = None
+    protocol: str | None = None
+    split: str | None = None
+    data_commit: str | None = None
 
     def __post_init__(self) -> None:
         if not self.model:

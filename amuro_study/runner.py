@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from amuro_sft.hub import checkpoint_id
+from amuro_sft.hub import checkpoint_id, resolve_revision, revision_step
 from amuro_study.evaluate import evaluate_unit
 from amuro_study.plan import EvalUnit, FinetuneUnit, Plan, PretrainUnit, Unit, recipe_identity
 from amuro_study.records import ResultRecord
@@ -160,6 +160,12 @@ def _run_eval(plan: Plan, unit: EvalUnit) -> dict[str, Any]:
     pretrained, revision = eval_location(plan, unit)
     base_path, base_revision = plan.locate(unit.checkpoint)
     commit = checkpoint_id(base_path, base_revision)
+    if unit.finetune is None and revision is not None and commit is None \
+            and revision == f"step{revision_step(revision)}":
+        # a bare step (step18000) names no branch: lm-eval must load the branch it resolves to
+        commit = resolve_revision(base_path, base_revision).commit_sha
+    if unit.finetune is None and commit is not None and not Path(pretrained).is_dir():
+        revision = commit  # load what is recorded
     records, provenance = evaluate_unit(unit, pretrained, revision, plan.unit_dir(unit.uid),
                                         plan.config.backend, commit=commit)
     return {"records": [r.to_dict() for r in records], "lm_eval": provenance,

@@ -13,9 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from amuro_tasks.rows import Normalizer, RowRules
+from amuro_tasks.sources import DataRef
 
 FORMATS: tuple[str, ...] = ("default", "instruct", "io")
 """The paper's three prompt formats (Table 3): the fine-tuning format, an instruction, raw input."""
+
+PROTOCOLS: tuple[str, ...] = ("paper", "upstream")
+"""Which split of a set is scored: ``paper`` (the split the paper scored, where it is labelled;
+a labelled substitute where it is not) or ``upstream`` (the split lm-eval's own task for the
+dataset scores). Task names are the same under both; ``docs/data.md`` has the table."""
+DEFAULT_PROTOCOL = "paper"
+"""The protocol used when none is chosen (``amuro_split`` metadata, the study's ``eval.splits``):
+amuro reproduces the paper, and its analyses compare with the paper's released scores."""
 
 
 @dataclass(frozen=True)
@@ -79,18 +88,33 @@ class EvalSet:
     """Hugging Face dataset id."""
     config: str | None
     eval_split: Split
-    """Split scored; a tuple of splits is scored as one set (LLMBar's four Adversarial_*)."""
+    """Split scored under the ``paper`` protocol (the default); a tuple of splits is scored as
+    one set (LLMBar's four Adversarial_*)."""
     normalize: Normalizer
     """Raw row (the dataset's own schema) -> doc; holds the label words (the verbaliser)."""
     fewshot_split: Split | None = "train"
     """Split(s) the few-shot pool is drawn from; ``None`` carves it out of the eval split."""
+    upstream_split: Split | None = None
+    """Split scored under the ``upstream`` protocol, where it differs from ``eval_split`` (the
+    split lm-eval's own task for this dataset scores: ``test`` for ARC, OpenBookQA, SciQ)."""
+    paper_scored: str = ""
+    """What the paper scored, as evidence says (docs table); empty: ``eval_split``."""
+    upstream_scored: str = ""
+    """What lm-eval 0.4.13's own task for the dataset scores (docs table); empty: no such task."""
+    split_why: str = ""
+    """Why the protocols score what they score (docs table)."""
     revision: str | None = None
-    """Hub revision; ``refs/convert/parquet`` for datasets that only ship a loading script."""
-    data_dir: str | None = None
-    """Folder on ``revision`` that holds the config (parquet conversions know no config names)."""
-    hub_data_files: str | None = None
-    """Hub only: glob of one split's files on ``revision`` (``{config}``, ``{split}`` filled in),
-    for parquet conversions whose custom split names ``datasets`` cannot infer (LLMBar)."""
+    """The Hub commit the data is pinned to (a 40-hex hash, from a cited source), or ``None`` for
+    ``main``, resolved to its commit when loaded; with ``github``, the GitHub commit."""
+    hub_files: tuple[str, ...] = ()
+    """Glob patterns of one split's files at ``revision`` (``{config}``, ``{split}`` and
+    ``{split_path}`` -- the split name with ``_`` read as ``/`` -- filled in), for datasets whose
+    Hub repository holds only a loading script, which ``datasets`` >= 4 refuses: their parquet
+    conversion, or the authors' files (``github``). Several patterns: the files of every
+    pattern that matches (e.g. the old and the new layout of a parquet conversion)."""
+    github: str | None = None
+    """``owner/repo`` on GitHub whose files at commit ``revision`` hold the data (``hub_files``
+    relative to it): LLMBar, whose Hub repository is a loading script over these files."""
     skip_if_empty: tuple[str, ...] = ()
     """Raw columns *documented* as sometimes empty; such rows are dropped (and counted)."""
     fewshot_max_words: dict[str, int] | None = field(default=None, hash=False)
@@ -121,10 +145,23 @@ class DatasetSpec(EvalSet):
         """The headline metric (``acc`` or ``rougeL``)."""
         return KINDS[self.kind].metrics[0]
 
+    def split_for(self, protocol: str = DEFAULT_PROTOCOL) -> Split:
+        """The split(s) scored under ``protocol`` (one of :data:`PROTOCOLS`)."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"split protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        if protocol == "upstream" and self.upstream_split is not None:
+            return self.upstream_split
+        return self.eval_split
+
+    @property
+    def ref(self) -> DataRef:
+        """Where this set's data lives (:func:`amuro_tasks.sources.open_split` reads it)."""
+        return DataRef(self.path, self.config, self.revision, self.hub_files, self.github)
+
     @property
     def fixture_key(self) -> str:
         """Folder of this dataset in a local mirror: ``<owner>__<name>/<config or default>``."""
-        return f"{self.path.replace('/', '__')}/{self.config or 'default'}"
+        return self.ref.mirror_key
 
     @property
     def rules(self) -> RowRules:

@@ -17,10 +17,12 @@ from typing import Any
 import datasets
 
 from amuro_tasks.errors import AmuroConfigError
+from amuro_tasks.family import DEFAULT_PROTOCOL
 from amuro_tasks.loading import (
     DEFAULT_FEWSHOT_SEED,
     FEWSHOT_POOL_SIZE,
     LoadOptions,
+    data_provenance,
     data_source,
     load_docs,
     prompt_field,
@@ -28,7 +30,7 @@ from amuro_tasks.loading import (
 from amuro_tasks.metrics import rouge_l
 from amuro_tasks.prompts import render_prompt
 from amuro_tasks.scoring import SCORING_MODES, first_token_choices, tokenizer_from_metadata
-from amuro_tasks.specs import get_spec
+from amuro_tasks.specs import SPECS, get_spec
 
 METADATA_KEYS = {
     "amuro_set": "evaluation set (set by the task YAML)",
@@ -36,8 +38,24 @@ METADATA_KEYS = {
     "amuro_scoring": "classification scoring: choice (default) or first_token (the paper's)",
     "amuro_fewshot_seed": f"seed of the few-shot pool (default {DEFAULT_FEWSHOT_SEED})",
     "amuro_fewshot_pool_size": f"rows in the few-shot pool (default {FEWSHOT_POOL_SIZE})",
-    "amuro_on_invalid": "error (default) or skip rows that fail validation",
+    "amuro_on_invalid": "error (default) or skip rows that fail validation; or a mapping "
+                        "set -> error|skip (sets not named: error)",
+    "amuro_split": "which split is scored: paper (default; the paper's) or upstream (lm-eval's)",
 }
+
+
+def on_invalid_for(amuro_set: str, value: Any) -> str:
+    """The ``amuro_on_invalid`` mode of one set: the value itself, or its entry in a mapping of
+    set -> mode (``error`` for sets it does not name)."""
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(SPECS))
+        if unknown:
+            raise AmuroConfigError(f"amuro_on_invalid names unknown evaluation sets {unknown}")
+        return str(value.get(amuro_set, "error"))
+    return str(value)
+
+
+log = logging.getLogger("amuro")
 
 
 class CustomDatasetNotice(logging.Filter):
@@ -77,9 +95,14 @@ def load_amuro_set(amuro_set: str, **metadata: Any) -> datasets.DatasetDict:
         source=data_source(metadata.get("amuro_data")),
         fewshot_seed=int(metadata.get("amuro_fewshot_seed", DEFAULT_FEWSHOT_SEED)),
         fewshot_pool_size=int(metadata.get("amuro_fewshot_pool_size", FEWSHOT_POOL_SIZE)),
-        on_invalid=str(metadata.get("amuro_on_invalid", "error")),
+        on_invalid=on_invalid_for(amuro_set, metadata.get("amuro_on_invalid", "error")),
+        protocol=str(metadata.get("amuro_split", DEFAULT_PROTOCOL)),
     )
     docs = load_docs(amuro_set, options)
+    read = data_provenance(amuro_set, options.protocol) or {}
+    for source in read.get("sources", []):  # lm-eval's results cannot carry it: log it
+        log.info("%s: split %s read from %s %s (commit %s)", amuro_set, source["split"],
+                 source["source"], source["location"], source["commit"] or "-")
     scoring = str(metadata.get("amuro_scoring", "choice"))
     if scoring not in SCORING_MODES:
         raise AmuroConfigError(f"amuro_scoring must be one of {SCORING_MODES}, got {scoring!r}")

@@ -3,12 +3,16 @@
 The data source is chosen by one documented switch, the environment variable ``AMURO_DATA``
 (or the ``amuro_data`` key of lm-eval's ``--metadata``):
 
-* ``hub`` (default): ``datasets.load_dataset`` on the real Hugging Face dataset;
+* ``hub`` (default): the real data, pinned to a commit where one is declared, resolved to one
+  otherwise (:mod:`amuro_tasks.sources`: the Hub, or the authors' GitHub files for LLMBar);
 * ``fixtures``: the small synthetic files shipped in ``amuro_tasks/fixtures`` (offline tests, demo);
 * any directory: a local mirror with the same layout, ``<owner>__<name>/<config>/<split>.jsonl``
   (or ``.parquet``), e.g. for clusters without Hub access.
 
-Loading is memoised per process, so the three prompt formats of a set share one load.
+Which split is scored follows the set's declared protocols (``amuro_split``: ``paper``, the
+default, or ``upstream``; :data:`amuro_tasks.family.PROTOCOLS`). Loading is memoised per process,
+so the three prompt formats of a set share one load; what each load read (source, commit, files,
+rows dropped) is kept for the results (:func:`data_provenance`).
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ import datasets
 from amuro_tasks import rows as rows_mod
 from amuro_tasks.errors import AmuroConfigError, AmuroDataError
 from amuro_tasks.families import get_spec
-from amuro_tasks.family import FORMATS, DatasetSpec
+from amuro_tasks.family import DEFAULT_PROTOCOL, FORMATS, PROTOCOLS, DatasetSpec, Split
 from amuro_tasks.prompts import render_prompt
 from amuro_tasks.rows import Doc
+from amuro_tasks.sources import FIXTURE_DIR, SplitSource, open_split
 
 log = logging.getLogger("amuro")
 
 DATA_ENV = "AMURO_DATA"
-FIXTURE_DIR = Path(__file__).parent / "fixtures"
+__all__ = ["FIXTURE_DIR", "LoadOptions", "data_provenance", "data_source", "load_docs",
+           "load_raw_split", "load_training_docs", "split_names"]
 DEFAULT_FEWSHOT_SEED = 1234
 """Seed of the few-shot pool: every model sees the same shots."""
 FEWSHOT_POOL_SIZE = 16
@@ -50,8 +56,14 @@ class LoadOptions:
     fewshot_seed: int = DEFAULT_FEWSHOT_SEED
     fewshot_pool_size: int = FEWSHOT_POOL_SIZE
     on_invalid: str = "error"
+    protocol: str = DEFAULT_PROTOCOL
+    """Which split is scored: ``paper`` or ``upstream`` (:data:`PROTOCOLS`)."""
 
     def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise AmuroConfigError(
+                f"amuro_split must be one of {PROTOCOLS}, got {self.protocol!r}"
+            )
         if self.on_invalid not in ON_INVALID:
             raise AmuroConfigError(
                 f"amuro_on_invalid must be one of {ON_INVALID}, got {self.on_invalid!r}"
@@ -75,28 +87,32 @@ def split_names(split: str | tuple[str, ...]) -> tuple[str, ...]:
     return (split,) if isinstance(split, str) else tuple(split)
 
 
+_READ: dict[tuple[str, str | None, str, str], SplitSource] = {}
+"""What every split read in this process came from (see :func:`load_raw_split`)."""
+_PROVENANCE: dict[tuple[str, str], dict] = {}
+"""Per (set, protocol): what its last load read and dropped (see :func:`data_provenance`)."""
+
+
 def load_raw_split(spec: DatasetSpec, split: str, source: str) -> datasets.Dataset:
-    """One split of ``spec`` in the dataset's own schema, from ``source``."""
-    if source == "hub" and spec.hub_data_files:
-        pattern = spec.hub_data_files.format(config=spec.config, split=split)
-        return datasets.load_dataset(
-            spec.path, data_files={split: pattern}, split=split, revision=spec.revision
-        )
-    if source == "hub":
-        return datasets.load_dataset(
-            spec.path, None if spec.data_dir else spec.config, data_dir=spec.data_dir,
-            split=split, revision=spec.revision,
-        )
-    root = FIXTURE_DIR if source == "fixtures" else Path(source)
-    folder = root / spec.fixture_key
-    for suffix, builder in ((".jsonl", "json"), (".parquet", "parquet")):
-        path = folder / f"{split}{suffix}"
-        if path.is_file():
-            return datasets.load_dataset(builder, data_files=str(path), split="train")
-    raise AmuroDataError(
-        f"{spec.name}/{split}: no local data at {folder}/{split}.jsonl (or .parquet); "
-        f"source {source!r} must mirror {spec.path} ({spec.config or 'default'})"
-    )
+    """One split of ``spec`` in the dataset's own schema, from ``source``
+    (:func:`amuro_tasks.sources.open_split`); an unreadable split raises
+    :class:`AmuroDataError` naming the set, split and file."""
+    data, record = open_split(spec.ref, split, source, name=spec.name)
+    _READ[(spec.path, spec.config, split, source)] = record
+    return data
+
+
+def split_source(spec: DatasetSpec, split: str, source: str) -> SplitSource | None:
+    """The record of the last read of ``split`` of ``spec`` from ``source`` in this process."""
+    return _READ.get((spec.path, spec.config, split, source))
+
+
+def data_provenance(name: str, protocol: str = DEFAULT_PROTOCOL) -> dict | None:
+    """What the last load of set ``name`` under ``protocol`` in this process read: protocol,
+    scored and shot splits, each split's source (repository and commit, or file), rows scored,
+    shots pooled, and rows dropped by reason (invalid rows skipped, documented empty fields).
+    ``None`` if the set was not loaded here."""
+    return _PROVENANCE.get((name, protocol))
 
 
 def iter_docs(
@@ -135,16 +151,29 @@ def load_docs(name: str, options: LoadOptions) -> datasets.DatasetDict:
     score those rows. Shots never include a scored row.
     """
     spec = get_spec(name)
-    if not isinstance(spec.eval_split, str) or not isinstance(spec.fewshot_split, str | None):
-        eval_docs, pool = _multi_split_docs(spec, options)  # split tuples (LLMBar)
+    scored = spec.split_for(options.protocol)
+    dropped: dict[str, int] = {}
+    if not isinstance(scored, str) or not isinstance(spec.fewshot_split, str | None):
+        eval_docs, pool = _multi_split_docs(spec, scored, options, dropped)  # tuples (LLMBar)
     else:
-        eval_docs, pool = _single_split_docs(spec, options)
-    eval_where = "+".join(split_names(spec.eval_split))
-    pool_where = "+".join(split_names(spec.fewshot_split or spec.eval_split))
+        eval_docs, pool = _single_split_docs(spec, scored, options, dropped)
+    eval_where = "+".join(split_names(scored))
+    pool_where = "+".join(split_names(spec.fewshot_split or scored))
     if not eval_docs:
         raise AmuroDataError(f"{spec.name}/{eval_where}: no usable rows")
     if not pool:
         raise AmuroDataError(f"{spec.name}/{pool_where}: no usable few-shot rows")
+    splits = dict.fromkeys([*split_names(scored), *split_names(spec.fewshot_split or ())])
+    reads = [split_source(spec, s, options.source) for s in splits]
+    _PROVENANCE[(spec.name, options.protocol)] = {
+        "set": spec.name, "protocol": options.protocol, "scored_split": eval_where,
+        "shots_from": pool_where if spec.fewshot_split else f"{eval_where} (carved out)",
+        "on_invalid": options.on_invalid, "rows_scored": len(eval_docs), "shot_pool": len(pool),
+        "dropped": dict(dropped), "sources": [r.as_dict() for r in reads if r is not None],
+    }
+    if dropped.get("invalid"):
+        log.warning("%s/%s: %d invalid rows skipped (amuro_on_invalid=skip)", spec.name,
+                    eval_where, dropped["invalid"])
     key = f"amuro-{spec.name}-{options}"
     return datasets.DatasetDict(
         eval=in_memory_dataset(with_prompts(spec, eval_docs), f"{key}-eval"),
@@ -174,15 +203,18 @@ def in_memory_dataset(rows: list[Doc], fingerprint: str) -> datasets.Dataset:
     return datasets.Dataset(InMemoryTable.from_pylist(rows), fingerprint=fingerprint)
 
 
-def _single_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Doc], list[Doc]]:
-    raw_eval = load_raw_split(spec, spec.eval_split, options.source)
+def _single_split_docs(spec: DatasetSpec, scored: str, options: LoadOptions,
+                       dropped: dict[str, int]) -> tuple[list[Doc], list[Doc]]:
+    raw_eval = load_raw_split(spec, scored, options.source)
     if len(raw_eval) == 0:
-        raise AmuroDataError(f"{spec.name}/{spec.eval_split}: the split is empty")
+        raise AmuroDataError(f"{spec.name}/{scored}: the split is empty")
     if spec.fewshot_split is None:
-        return rows_mod.carve(spec.rules, spec.eval_split, raw_eval,
+        return rows_mod.carve(spec.rules, scored, raw_eval,
                               shuffled_order(len(raw_eval), options.fewshot_seed),
-                              options.fewshot_pool_size, options.on_invalid, INVALID_HINT)
-    eval_docs = list(iter_docs(spec, spec.eval_split, raw_eval, None, options.on_invalid))
+                              options.fewshot_pool_size, options.on_invalid, INVALID_HINT,
+                              drop_counts=dropped)
+    eval_docs = list(iter_docs(spec, scored, raw_eval, None, options.on_invalid,
+                               drop_counts=dropped))
     raw_pool = load_raw_split(spec, spec.fewshot_split, options.source)
     pool = rows_mod.shot_pool(spec.rules, spec.fewshot_split, raw_pool,
                               shuffled_order(len(raw_pool), options.fewshot_seed), eval_docs,
@@ -190,14 +222,15 @@ def _single_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Do
     return eval_docs, pool
 
 
-def _multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Doc], list[Doc]]:
+def _multi_split_docs(spec: DatasetSpec, scored: Split, options: LoadOptions,
+                      dropped: dict[str, int]) -> tuple[list[Doc], list[Doc]]:
     """Docs for specs whose eval or few-shot side spans several splits (LLMBar).
 
     Eval docs are the splits' rows in order, each doc also naming its ``source_split``; the
     few-shot pool is the first ``fewshot_pool_size`` valid rows of the few-shot splits after a
     seeded shuffle of all their rows. The eval and few-shot splits must not overlap.
     """
-    eval_splits = split_names(spec.eval_split)
+    eval_splits = split_names(scored)
     if spec.fewshot_split is None:
         raise AmuroConfigError(f"{spec.name}: several eval splits need an explicit fewshot_split")
     pool_splits = split_names(spec.fewshot_split)
@@ -208,7 +241,7 @@ def _multi_split_docs(spec: DatasetSpec, options: LoadOptions) -> tuple[list[Doc
         raw = load_raw_split(spec, split, options.source)
         if len(raw) == 0:
             raise AmuroDataError(f"{spec.name}/{split}: the split is empty")
-        for doc in iter_docs(spec, split, raw, None, options.on_invalid):
+        for doc in iter_docs(spec, split, raw, None, options.on_invalid, drop_counts=dropped):
             eval_docs.append({**doc, "source_split": split})
     candidates: list[Doc] = []
     for split in pool_splits:

@@ -34,52 +34,71 @@ Doc = dict[str, Any]
 class AmuroDataError(ValueError):
     """A dataset row (or a whole split) cannot be used for evaluation or training.
 
-    The message always names the evaluation set, the split and, where it applies, the row.
+    The message always names the evaluation set, the split and, where it applies, the row;
+    ``kind`` says what is wrong in a few words (``missing field``, ``empty field``, ``hidden
+    label``...), for counts such as ``amuro data check``'s.
     """
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _missing(row: Row, column: str, where: str) -> AmuroDataError:
+    return AmuroDataError(f"{where}: missing field {column!r} (fields: {sorted(row)})",
+                          "missing field")
 
 
 # --------------------------------------------------------------------------- validators
 def text(row: Row, column: str, where: str) -> str:
     """The non-empty string in ``row[column]``, or an error naming ``where``."""
     if column not in row:
-        raise AmuroDataError(f"{where}: missing field {column!r} (fields: {sorted(row)})")
+        raise _missing(row, column, where)
     value = row[column]
     if value is None:
-        raise AmuroDataError(f"{where}: field {column!r} is None")
+        raise AmuroDataError(f"{where}: field {column!r} is None", "empty field")
     if not isinstance(value, str):
-        raise AmuroDataError(f"{where}: field {column!r} is {type(value).__name__}, expected text")
+        raise AmuroDataError(f"{where}: field {column!r} is {type(value).__name__}, expected text",
+                             "not text")
     if not value.strip():
-        raise AmuroDataError(f"{where}: field {column!r} is empty")
+        raise AmuroDataError(f"{where}: field {column!r} is empty", "empty field")
     return value
 
 
 def string(row: Row, column: str, where: str) -> str:
     """``row[column]`` as a string that may be empty (documented so in the real data)."""
     if column not in row:
-        raise AmuroDataError(f"{where}: missing field {column!r} (fields: {sorted(row)})")
+        raise _missing(row, column, where)
     value = row[column]
     if not isinstance(value, str):
         raise AmuroDataError(
-            f"{where}: field {column!r} is {type(value).__name__}, expected text (may be empty)"
-        )
+            f"{where}: field {column!r} is {type(value).__name__}, expected text (may be empty)",
+            "not text")
     return value
 
 
 def class_label(row: Row, column: str, mapping: Mapping[Any, int], where: str) -> int:
-    """Map ``row[column]`` through ``mapping``; hidden (-1/None) or unknown labels are errors."""
+    """Map ``row[column]`` through ``mapping``; hidden (-1/None), boolean or unknown labels are
+    errors (a boolean would otherwise be read as 0/1: ``True == 1`` in Python)."""
     if column not in row:
-        raise AmuroDataError(f"{where}: missing field {column!r} (fields: {sorted(row)})")
+        raise _missing(row, column, where)
     value = row[column]
     if isinstance(value, str):
         value = value.strip()  # old social_i_qa copies carry "1\n"
+    if isinstance(value, bool):
+        raise AmuroDataError(
+            f"{where}: label {column!r} is the boolean {str(value).lower()}; expected one of "
+            f"{sorted(mapping, key=str)} (a mirror must keep the dataset's label encoding)",
+            "boolean label")
     if value is None or value == -1 or value == "-1" or value == "":
         raise AmuroDataError(
             f"{where}: gold label {column!r} is hidden ({value!r}); this split has no usable "
-            "labels, evaluate on a labelled split instead"
+            "labels, evaluate on a labelled split instead", "hidden label"
         )
     if value not in mapping:
         raise AmuroDataError(
-            f"{where}: label {column!r}={value!r} is not one of {sorted(mapping, key=str)}"
+            f"{where}: label {column!r}={value!r} is not one of {sorted(mapping, key=str)}",
+            "unknown label"
         )
     return mapping[value]
 
@@ -88,7 +107,7 @@ def string_list(value: Any, column: str, where: str, *, min_len: int = 2) -> lis
     """``value`` as a list of at least ``min_len`` non-empty strings, or an error."""
     if not isinstance(value, (list, tuple)):
         kind = type(value).__name__
-        raise AmuroDataError(f"{where}: field {column!r} is {kind}, expected a list")
+        raise AmuroDataError(f"{where}: field {column!r} is {kind}, expected a list", "bad choices")
     if len(value) < min_len:
         raise AmuroDataError(
             f"{where}: field {column!r} has {len(value)} entries, expected at least {min_len}"
@@ -96,7 +115,8 @@ def string_list(value: Any, column: str, where: str, *, min_len: int = 2) -> lis
     out = []
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
-            raise AmuroDataError(f"{where}: {column}[{i}] is {item!r}, expected non-empty text")
+            raise AmuroDataError(f"{where}: {column}[{i}] is {item!r}, expected non-empty text",
+                                 "bad choices")
         out.append(item)
     return out
 
@@ -109,29 +129,30 @@ def lettered_choices(row: Row, where: str) -> tuple[list[str], list[str], int]:
     ``choices.label.index(answerKey)`` (``answerKey`` is stripped, as upstream OpenBookQA does).
     """
     if "choices" not in row:
-        raise AmuroDataError(f"{where}: missing field 'choices' (fields: {sorted(row)})")
+        raise _missing(row, "choices", where)
     choices = row["choices"]
     if not isinstance(choices, Mapping) or "text" not in choices or "label" not in choices:
         raise AmuroDataError(
-            f"{where}: field 'choices' is {choices!r}, expected {{'text': [...], 'label': [...]}}"
-        )
+            f"{where}: field 'choices' is {choices!r}, expected {{'text': [...], 'label': [...]}}",
+            "bad choices")
     texts = string_list(choices["text"], "choices.text", where)
     labels = string_list(choices["label"], "choices.label", where)
     if len(texts) != len(labels):
         raise AmuroDataError(
-            f"{where}: {len(texts)} choice texts but {len(labels)} choice labels"
+            f"{where}: {len(texts)} choice texts but {len(labels)} choice labels", "bad choices"
         )
     if len(set(labels)) != len(labels):
-        raise AmuroDataError(f"{where}: duplicate choice labels {labels}")
+        raise AmuroDataError(f"{where}: duplicate choice labels {labels}", "bad choices")
     key = row.get("answerKey")
     if "answerKey" not in row:
-        raise AmuroDataError(f"{where}: missing field 'answerKey' (fields: {sorted(row)})")
+        raise _missing(row, "answerKey", where)
     if not isinstance(key, str) or not key.strip():
         raise AmuroDataError(
-            f"{where}: gold label 'answerKey' is hidden ({key!r}); evaluate on a labelled split"
-        )
+            f"{where}: gold label 'answerKey' is hidden ({key!r}); evaluate on a labelled split",
+            "hidden label")
     if key.strip() not in labels:
-        raise AmuroDataError(f"{where}: answerKey {key!r} is not one of the choice labels {labels}")
+        raise AmuroDataError(f"{where}: answerKey {key!r} is not one of the choice labels {labels}",
+                             "unknown label")
     return texts, labels, labels.index(key.strip())
 
 
@@ -166,12 +187,12 @@ def _similarity(row: Row, where: str, *, fields: Mapping[str, str], label: str,
                 threshold: float, choices: Sequence[str]) -> Doc:
     """A 0-5 similarity score: gold is ``choices[1]`` when the score exceeds ``threshold``."""
     if label not in row:
-        raise AmuroDataError(f"{where}: missing field {label!r} (fields: {sorted(row)})")
+        raise _missing(row, label, where)
     score = row[label]
     if score is None or not isinstance(score, (int, float)) or not 0.0 <= float(score) <= 5.0:
         raise AmuroDataError(
             f"{where}: similarity score {score!r} is hidden or outside [0, 5]; STS-B test labels "
-            "are hidden (-1), evaluate on validation"
+            "are hidden (-1), evaluate on validation", "hidden label"
         )
     return _with_choices({name: text(row, col, where) for name, col in fields.items()},
                          choices, int(float(score) > threshold))
@@ -196,9 +217,10 @@ def _first_answer(row: Row, where: str, *, context: str, answers: str, target: s
     """Question generation from a context and the first of a list of gold answers."""
     found = row.get(answers)
     if answers not in row:
-        raise AmuroDataError(f"{where}: missing field {answers!r} (fields: {sorted(row)})")
+        raise _missing(row, answers, where)
     if not isinstance(found, list) or not found:
-        raise AmuroDataError(f"{where}: field {answers!r} is {found!r}; hidden or empty answers")
+        raise AmuroDataError(f"{where}: field {answers!r} is {found!r}; hidden or empty answers",
+                             "hidden label")
     first = f"{answers}[0]"
     answer = text({first: found[0]}, first, where)
     return {"context": text(row, context, where), "answer": answer,
@@ -216,7 +238,7 @@ def _hellaswag(row: Row, where: str) -> Doc:
     """HellaSwag: upstream's ``process_docs`` fields, plus ``activity_label`` and ``context``."""
     # HellaSwag labels are strings "0".."3"; the test split hides them ("").
     if "endings" not in row:
-        raise AmuroDataError(f"{where}: missing field 'endings' (fields: {sorted(row)})")
+        raise _missing(row, "endings", where)
     endings = string_list(row["endings"], "endings", where)
     labels = {str(i): i for i in range(len(endings))} | {i: i for i in range(len(endings))}
     gold = class_label(row, "label", labels, where)
@@ -311,7 +333,8 @@ def iter_docs(
             for col in rules.skip_if_empty:
                 if col not in row:
                     raise AmuroDataError(f"{where}: missing field {col!r} (fields: "
-                                         f"{sorted(row)}; source {rules.source})")
+                                         f"{sorted(row)}; source {rules.source})",
+                                         "missing field")
             if any(_is_empty(row[col]) for col in rules.skip_if_empty):
                 dropped["documented empty field"] = dropped.get("documented empty field", 0) + 1
                 continue
@@ -319,7 +342,8 @@ def iter_docs(
                 doc = rules.normalize(row, where)
             except AmuroDataError as err:
                 if on_invalid == "error":
-                    raise AmuroDataError(f"{err} (source {rules.source}){hint}") from None
+                    raise AmuroDataError(f"{err} (source {rules.source}){hint}",
+                                         err.kind) from None
                 dropped["invalid"] = dropped.get("invalid", 0) + 1
                 continue
             if max_words is not None and any(
@@ -380,13 +404,16 @@ def shot_pool(rules: RowRules, split: str, rows: Sequence[Row], order: Sequence[
 
 
 def carve(rules: RowRules, split: str, rows: Sequence[Row], order: Sequence[int], size: int,
-          on_invalid: str, hint: str = "") -> tuple[list[Doc], list[Doc]]:
+          on_invalid: str, hint: str = "", drop_counts: dict[str, int] | None = None
+          ) -> tuple[list[Doc], list[Doc]]:
     """Scored docs and shot pool of a set with only one split: the pool is the first ``size``
-    valid, short enough rows in the seeded ``order``; every other row is scored."""
+    valid, short enough rows in the seeded ``order``; every other row is scored (rows dropped
+    from the scored ones are counted into ``drop_counts``, as :func:`iter_docs`)."""
     pool = take(iter_docs(rules, split, rows, order, "skip", rules.fewshot_max_words), size)
     held_out = {doc["row_index"] for doc in pool}
     kept = [i for i in range(len(rows)) if i not in held_out]
-    return list(iter_docs(rules, split, rows, kept, on_invalid, hint=hint)), pool
+    return list(iter_docs(rules, split, rows, kept, on_invalid, drop_counts=drop_counts,
+                          hint=hint)), pool
 
 
 def pooled(candidates: Sequence[Doc], order: Sequence[int], size: int) -> list[Doc]:

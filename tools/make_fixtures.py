@@ -2,7 +2,10 @@
 
 Every row is made up here from small word lists: no real dataset row is ever committed. Each file
 uses its dataset's real schema (column names and label encodings), so the real normalisers and
-validators run on it. Run ``python tools/make_fixtures.py`` to regenerate (deterministic).
+validators run on it, and carries the real datasets' known defects: empty XSum documents
+(EdinburghNLP/xsum discussion #4, e.g. id 36369226), SciQ rows without a support passage, GLUE
+test splits whose labels are hidden (``-1``). Run ``python tools/make_fixtures.py`` to
+regenerate (deterministic).
 """
 
 from __future__ import annotations
@@ -96,7 +99,8 @@ def main() -> None:
             {"id": i + 1, "sentence1": a, "sentence2": b, "label": y}
             for i, (a, b, y) in enumerate(pair_row(rng) for _ in range(n))])
         write("EdinburghNLP__xsum/default", split, [
-            {"document": d, "summary": s, "id": str(30000000 + i)}
+            # like the real set, a few documents are empty (nothing to summarise)
+            {"document": "" if i % 10 == 7 else d, "summary": s, "id": str(30000000 + i)}
             for i, (d, s) in enumerate(article(rng, rng.randint(2, 4)) for _ in range(n))])
         write("csebuetnlp__xlsum/english", split, [
             {"id": f"fixture-{i}", "url": f"https://example.org/news/{i}",
@@ -133,6 +137,35 @@ def main() -> None:
             tweets.append({"Question": f"where did {who} go?", "Answer": [f"the {where}", where],
                            "Tweet": f"{text} #{rng.choice(TOPICS)}", "qid": f"fixture{i:04d}"})
         write("ucsbnlp__tweet_qa/default", split, tweets)
+    hidden_labels(random.Random(20250105))
+    sciq_validation(random.Random(20250106), sizes["eval"])
+
+
+def sciq_validation(rng: random.Random, n: int) -> None:
+    """SciQ's validation split (the paper's suite scored it; own seed: the older files stay)."""
+    rows = []
+    for i in range(n):
+        text, who, verb, what, where = sentence(rng)
+        others = rng.sample([t for t in THINGS if t != what], 3)
+        rows.append({"question": f"What did {who} {verb.replace('ed', '')} at the {where}?",
+                     "distractor3": others[2], "distractor1": others[0],
+                     "distractor2": others[1], "correct_answer": what,
+                     "support": "" if i % 11 == 5 else text})
+    write("allenai__sciq/default", "validation", rows)
+
+
+def hidden_labels(rng: random.Random, n: int = 6) -> None:
+    """GLUE's test splits: real schema, every label hidden (``-1``; STS-B ``-1.0``)."""
+    for split in ("test_matched", "test_mismatched"):
+        write("nyu-mll__glue/mnli", split, [{**row, "label": -1} for row in glue_nli(rng, n)])
+    write("nyu-mll__glue/rte", "test", [{**row, "label": -1}
+                                        for row in glue_nli(rng, n, "sentence1", "sentence2")])
+    write("nyu-mll__glue/qqp", "test", [
+        {"question1": f"Why {a[:-1].lower()}?", "question2": f"Why {b[:-1].lower()}?",
+         "label": -1, "idx": i} for i, (a, b, _) in enumerate(pair_row(rng) for _ in range(n))])
+    write("nyu-mll__glue/stsb", "test", [
+        {"sentence1": a, "sentence2": b, "label": -1.0, "idx": i}
+        for i, (a, b, _) in enumerate(pair_row(rng) for _ in range(n))])
 
 
 if __name__ == "__main__":

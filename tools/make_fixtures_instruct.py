@@ -54,7 +54,8 @@ def arc_rows(rng: random.Random, n: int, prefix: str) -> list[dict]:
         options = (wrong + [rng.choice(ANIMALS)])[: n_options - 1]
         gold = rng.randrange(n_options)
         options.insert(gold, answer)
-        letters = "12345" if i % 5 == 2 else "ABCDE"  # some real rows use "1".."4"
+        # some real 4-option rows (NYSEDREGENTS) use "1".."4" as labels and answer keys
+        letters = "1234" if i % 5 == 2 and n_options == 4 else "ABCDE"
         labels = list(letters[:n_options])
         rows.append({"id": f"{prefix}_{i:05d}", "question": question,
                      "choices": {"text": options, "label": labels}, "answerKey": labels[gold]})

@@ -2,8 +2,10 @@
 
 Rows follow the real schema of ``allenai/tulu-v2-sft-mixture`` (``dataset``, ``id``,
 ``messages: [{role, content}]``), with made-up conversations: single- and multi-turn, some with a
-system message. No real row is committed. Run ``python tools/make_fixtures_tulu.py`` to
-regenerate (deterministic).
+system message. No real row is committed. Like the real mixture (open-instruct issue #161: 270
+conversations, e.g. ``flan_v2_40491`` with an empty assistant reply; empty system messages too),
+a few conversations have an empty system, user or assistant message. Run
+``python tools/make_fixtures_tulu.py`` to regenerate (deterministic).
 """
 
 from __future__ import annotations
@@ -50,12 +52,27 @@ def conversation(rng: random.Random) -> list[dict[str, str]]:
     return messages
 
 
+def with_empty_turn(messages: list[dict[str, str]], i: int) -> list[dict[str, str]]:
+    """Every 16th conversation from the 3rd: an empty system message; from the 7th: an empty
+    (last) assistant reply; from the 11th: an empty (first) user message."""
+    messages = [dict(m) for m in messages]
+    if i % 16 == 3:
+        messages = [m for m in messages if m["role"] != "system"]
+        messages.insert(0, {"role": "system", "content": ""})
+    elif i % 16 == 7:
+        messages[-1]["content"] = ""
+    elif i % 16 == 11:
+        messages[0 if messages[0]["role"] == "user" else 1]["content"] = ""
+    return messages
+
+
 def main(n: int = 48, seed: int = 0) -> Path:
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         source = rng.choice(SOURCES)
-        rows.append({"dataset": source, "id": f"{source}_{i}", "messages": conversation(rng)})
+        rows.append({"dataset": source, "id": f"{source}_{i}",
+                     "messages": with_empty_turn(conversation(rng), i)})
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return OUT

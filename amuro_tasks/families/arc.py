@@ -11,6 +11,13 @@ from amuro_tasks.family import EvalSet, Family, Prompts
 from amuro_tasks.rows import Normalizer
 
 _QUESTION = Normalizer("lettered", {"fields": {"question": "question"}})
+ARC_COMMIT = "210d026faf9955653af8916fad021475a3f00453"
+"""A commit of ``allenai/ai2_arc`` main holding its parquet files (``ARC-Easy/``,
+``ARC-Challenge/``; https://huggingface.co/datasets/allenai/ai2_arc/tree/
+210d026faf9955653af8916fad021475a3f00453)."""
+_WHY = ("The paper's suite (OLMo-Eval, `--split validation`) scored validation: its released "
+        "scores are exact multiples of 1/570 (Easy) and 1/299 (Challenge), the validation "
+        "sizes. lm-eval's task has a test split, so it scores test.")
 
 FAMILY = Family(
     name="arc",
@@ -23,9 +30,13 @@ FAMILY = Family(
         io="{{ question }}",
     ),
     sets=(
-        EvalSet("arc_easy", "allenai/ai2_arc", "ARC-Easy", "test", _QUESTION,
+        EvalSet("arc_easy", "allenai/ai2_arc", "ARC-Easy", "validation", _QUESTION,
+                upstream_split="test", paper_scored="validation (570)",
+                upstream_scored="test (`arc_easy`)", split_why=_WHY, revision=ARC_COMMIT,
                 upstream_task="arc_easy"),
-        EvalSet("arc_challenge", "allenai/ai2_arc", "ARC-Challenge", "test", _QUESTION,
+        EvalSet("arc_challenge", "allenai/ai2_arc", "ARC-Challenge", "validation", _QUESTION,
+                upstream_split="test", paper_scored="validation (299)",
+                upstream_scored="test (`arc_challenge`)", split_why=_WHY, revision=ARC_COMMIT,
                 upstream_task="arc_challenge"),
     ),
 )

@@ -31,6 +31,9 @@ FAMILY = Family(
                     "fields": {"passage": "passage", "question": "question"}, "label": "label",
                     "label_map": {0: 0, 1: 1}, "choices": BOOLQ_CHOICES,
                 }),
+                paper_scored="validation (3,270)", upstream_scored="validation (`boolq`)",
+                split_why="SuperGLUE test labels are hidden (-1); the paper's scores are "
+                          "multiples of 1/3,270.",
                 upstream_task="boolq",
                 notes="SuperGLUE test labels are hidden (-1); scored on validation, as upstream."),
     ),

@@ -26,6 +26,8 @@ FAMILY = Family(
     ),
     sets=(
         EvalSet("hellaswag", "Rowan/hellaswag", None, "validation", Normalizer("hellaswag"),
+                paper_scored="validation (10,042)", upstream_scored="validation (`hellaswag`)",
+                split_why="Test labels are hidden; the paper's scores are multiples of 1/10,042.",
                 upstream_task="hellaswag",
                 notes="Test labels are hidden; scored on validation, as upstream."),
     ),

@@ -15,17 +15,27 @@ LLMBAR_CHOICES: tuple[str, str] = ("Output (a)", "Output (b)")
 LLMBAR_ADVERSARIAL_SPLITS: tuple[str, ...] = (
     "Adversarial_Neighbor", "Adversarial_GPTInst", "Adversarial_GPTOut", "Adversarial_Manual",
 )
-_PARQUET = "refs/convert/parquet"
+LLMBAR_GITHUB = "princeton-nlp/LLMBar"
+LLMBAR_COMMIT = "900616bff90b6c6c8e1681f7d079250637c55992"
+"""HEAD of github.com/princeton-nlp/LLMBar (2024-07-08). Its five ``dataset.json`` files have not
+changed since the first commit (``caa7bee``, 2023-10-11): 100 Natural and 134 + 92 + 47 + 46
+Adversarial rows, ``input``/``output_1``/``output_2``/``label`` (1 or 2)."""
+LLMBAR_FILES: tuple[str, ...] = ("Dataset/LLMBar/{split_path}/dataset.json",)
+"""One split's file in that repository: ``Natural`` -> ``Dataset/LLMBar/Natural/dataset.json``,
+``Adversarial_Neighbor`` -> ``Dataset/LLMBar/Adversarial/Neighbor/dataset.json``."""
 # princeton-nlp/LLMBar: label 1 means output_1 is better, 2 means output_2.
 _ROWS = Normalizer("labelled", {
     "fields": {"instruction": "input", "output_a": "output_1", "output_b": "output_2"},
     "label": "label", "label_map": {1: 0, 2: 1}, "choices": LLMBAR_CHOICES,
 })
 _NOTES = (
-    "princeton-nlp/LLMBar ships only a loading script; on the Hub it is read from its parquet "
-    "conversion. LLMBar has no training split: the few-shot pool of Natural is drawn from the "
+    "princeton-nlp/LLMBar on the Hub is only a loading script over the authors' JSON files on "
+    "GitHub, which datasets >= 4 refuses to run: the files are read directly, at a pinned "
+    "commit. LLMBar has no training split: the few-shot pool of Natural is drawn from the "
     "Adversarial splits and vice versa (the tasks are zero-shot by default)."
 )
+_SOURCE = {"revision": LLMBAR_COMMIT, "github": LLMBAR_GITHUB, "hub_files": LLMBAR_FILES,
+           "split_why": "LLMBar's own subsets (no train/test split; lm-eval has no LLMBar task)."}
 
 FAMILY = Family(
     name="llmbar",
@@ -50,11 +60,11 @@ FAMILY = Family(
     format_groups={"llmbar": ("llmbar_natural", "llmbar_adversarial")},
     sets=(
         EvalSet("llmbar_natural", "princeton-nlp/LLMBar", "LLMBar", "Natural", _ROWS,
-                fewshot_split=LLMBAR_ADVERSARIAL_SPLITS, revision=_PARQUET,
-                hub_data_files="{config}/{split}/*.parquet", notes=_NOTES),
+                fewshot_split=LLMBAR_ADVERSARIAL_SPLITS, paper_scored="Natural (100)",
+                notes=_NOTES, **_SOURCE),
         EvalSet("llmbar_adversarial", "princeton-nlp/LLMBar", "LLMBar", LLMBAR_ADVERSARIAL_SPLITS,
-                _ROWS, fewshot_split="Natural", revision=_PARQUET,
-                hub_data_files="{config}/{split}/*.parquet",
+                _ROWS, fewshot_split="Natural", paper_scored="the four Adversarial files (319)",
+                **_SOURCE,
                 notes="The four Adversarial_* splits (Neighbor, GPTInst, GPTOut, Manual), "
                       "scored as one set. " + _NOTES),
     ),

@@ -24,8 +24,14 @@ FAMILY = Family(
         io="{{ question_stem }}",
     ),
     sets=(
-        EvalSet("openbookqa", "allenai/openbookqa", "main", "test",
+        EvalSet("openbookqa", "allenai/openbookqa", "main", "validation",
                 Normalizer("lettered", {"fields": {"question_stem": "question_stem"}}),
+                upstream_split="test", paper_scored="validation (500)",
+                upstream_scored="test (`openbookqa`)",
+                split_why="The paper's suite ran OLMo-Eval with `--split validation` (the "
+                          "release's `evaluate_it_model.sh`); its scores are multiples of 1/500, "
+                          "which "
+                          "validation and test (both 500 rows) both fit. lm-eval scores test.",
                 upstream_task="openbookqa"),
     ),
 )

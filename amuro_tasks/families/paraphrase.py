@@ -40,8 +40,13 @@ FAMILY = Family(
     truncate_field="sentence1",
     sets=(
         EvalSet("paws", "google-research-datasets/paws", "labeled_final", "test",
-                _pair("sentence1", "sentence2")),
+                _pair("sentence1", "sentence2"), paper_scored="test (8,000)",
+                upstream_scored="test (`paws_en`, of PAWS-X)",
+                split_why="Labelled test split, as the paper."),
         EvalSet("qqp", "nyu-mll/glue", "qqp", "validation", _pair("question1", "question2"),
+                paper_scored="SetFit/qqp test, unlabelled", upstream_scored="validation (`qqp`)",
+                split_why="The paper's split has no gold labels (every label reads 'no'); GLUE "
+                          "validation is the labelled one.",
                 notes="GLUE test labels are hidden (-1); the paper's release scored them and got "
                       "~100% by always answering 'no'. We score validation."),
         EvalSet("stsb", "nyu-mll/glue", "stsb", "validation",
@@ -50,6 +55,9 @@ FAMILY = Family(
                     "label": "label", "threshold": STSB_PARAPHRASE_THRESHOLD,
                     "choices": PARAPHRASE_LABELS,
                 }),
+                paper_scored="SetFit/stsb test, unlabelled",
+                split_why="The paper's split has no gold scores; GLUE validation is labelled "
+                          "(GLUE test scores are hidden, -1).",
                 notes="Gold similarity > 3.5 (0-5 scale) means paraphrase ('yes')."),
     ),
 )

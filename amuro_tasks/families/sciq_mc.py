@@ -25,12 +25,17 @@ FAMILY = Family(
         io="{% if support %}{{ support | trim }} {% endif %}{{ question }}",
     ),
     sets=(
-        EvalSet("sciq_mc", "allenai/sciq", None, "test",
+        EvalSet("sciq_mc", "allenai/sciq", None, "validation",
                 Normalizer("column_choices", {
                     "choices": ("distractor1", "distractor2", "distractor3", "correct_answer"),
                     "gold": 3, "optional": {"support": "support"},
                     "fields": {"question": "question"},
                 }),
+                upstream_split="test", paper_scored="validation (1,000)",
+                upstream_scored="test (`sciq`)",
+                split_why="The paper's suite ran OLMo-Eval with `--split validation`; its scores "
+                          "are multiples of 1/1,000 (validation and test both have 1,000 rows). "
+                          "lm-eval scores test.",
                 upstream_task="sciq",
                 notes="Multiple-choice SciQ (upstream's `sciq`); rows with an empty support "
                       "passage are kept, as upstream. `sciq` is the question-generation set."),

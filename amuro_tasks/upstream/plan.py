@@ -88,23 +88,37 @@ def splits_of(spec: DatasetSpec) -> dict[str, tuple[str, ...]]:
     return {split_label(s): split_names(s) for s in sides}
 
 
+def _one_or_list(files: list[str]) -> str | list[str]:
+    return files if len(files) > 1 else files[0]
+
+
 def hub_source(spec: DatasetSpec) -> DataSource:
-    """The set on the Hugging Face Hub, loaded as the plugin's ``AMURO_DATA=hub`` loads it."""
+    """The set's real data, read as the plugin's ``AMURO_DATA=hub`` reads it
+    (:mod:`amuro_tasks.sources`): the Hub dataset at its pinned commit (``main`` when none is
+    declared), the files of its parquet conversion, or the authors' GitHub files (LLMBar). The
+    scored split is the default protocol's."""
+    from amuro_tasks.sources import GITHUB_RAW
+
+    ref = spec.ref
     kwargs: dict[str, Any] = {}
-    if spec.revision:
-        kwargs["revision"] = spec.revision
-    name = spec.config
-    if spec.hub_data_files:
-        files = {label: [spec.hub_data_files.format(config=spec.config, split=s) for s in members]
-                 for label, members in splits_of(spec).items()}
-        kwargs["data_files"] = {label: f if len(f) > 1 else f[0] for label, f in files.items()}
-        name = None
-    elif spec.data_dir:
-        kwargs["data_dir"] = spec.data_dir
-        name = None
-    elif any(len(members) > 1 for members in splits_of(spec).values()):
-        raise AmuroConfigError(f"{spec.name}: several splits scored as one need hub_data_files")
-    return DataSource(spec.path, name, kwargs, split_label(spec.eval_split),
+    path, name = spec.path, spec.config
+    if ref.github:
+        path, name = "json", None
+        kwargs["data_files"] = {
+            label: _one_or_list([f"{GITHUB_RAW}/{ref.github}/{ref.revision}/{p}"
+                                 for s in members for p in ref.patterns(s)])
+            for label, members in splits_of(spec).items()}
+    else:
+        if spec.revision:
+            kwargs["revision"] = spec.revision
+        if ref.hub_files:
+            name = None
+            kwargs["data_files"] = {
+                label: _one_or_list([p for s in members for p in ref.patterns(s)])
+                for label, members in splits_of(spec).items()}
+        elif any(len(members) > 1 for members in splits_of(spec).values()):
+            raise AmuroConfigError(f"{spec.name}: several splits scored as one need hub_files")
+    return DataSource(path, name, kwargs, split_label(spec.eval_split),
                       split_label(spec.fewshot_split or spec.eval_split))
 
 
