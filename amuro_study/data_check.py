@@ -180,10 +180,11 @@ def print_reports(plan: CheckPlan, reports: Sequence[SplitReport], rows: int | N
             if src["source"] in ("hub", "github") and src.get("files"):
                 shown = ", ".join(src["files"][:3]) + (" ..." if len(src["files"]) > 3 else "")
                 print(f"     files    {shown}", file=out)
-        print(f"     rows     {r.rows_read} read, {r.usable} usable", file=out)
-        if r.labels is not None:
-            print(f"     labels   {_counts(r.labels)}", file=out)
-        print(f"     invalid  {_counts(r.invalid)}", file=out)
+        if r.source or r.rows_read:  # nothing to count when the split could not be read
+            print(f"     rows     {r.rows_read} read, {r.usable} usable", file=out)
+            if r.labels is not None:
+                print(f"     labels   {_counts(r.labels)}", file=out)
+            print(f"     invalid  {_counts(r.invalid)}", file=out)
         if r.documented_empty:
             print(f"     dropped  {r.documented_empty} (documented empty field)", file=out)
         for key, value in r.info.items():

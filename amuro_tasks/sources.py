@@ -285,9 +285,9 @@ def diagnose_jsonl(path: Path) -> str | None:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as err:
-                return f"line {number}: not valid JSON ({err.msg} at column {err.colno})"
+                return f"line {number}: not valid JSON ({err.msg}, column {err.colno})"
             if not isinstance(row, dict):
                 return f"line {number}: a JSON {_json_type(row)}, expected an object (a row)"
             rows += 1
@@ -315,6 +315,9 @@ def _open_local(ref: DataRef, split: str, source: str, where: str
     builder = dict(MIRROR_SUFFIXES)[path.suffix]
     try:
         data = datasets.load_dataset(builder, data_files=str(path), split="train")
+        # Arrow's JSON reader keeps bytes that are not UTF-8 inside a string (they fail only
+        # when a row is read, anywhere later): a full validation finds them now
+        data.data.table.validate(full=True)
     except Exception as err:  # noqa: BLE001 - name the file and, where possible, the line
         reason = diagnose_jsonl(path) if builder == "json" else None
         raise AmuroDataError(

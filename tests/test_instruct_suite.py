@@ -65,9 +65,10 @@ def test_every_set_loads_from_fixtures_with_gold_among_choices(name: str) -> Non
             assert prompt.strip() and prompt == prompt.rstrip(" "), (name, fmt, prompt)
 
 
-def test_arc_quirks_numeric_labels_and_3_or_5_options() -> None:
-    raw = _raw("allenai__ai2_arc/ARC-Easy", "test")
-    docs = load_docs("arc_easy", FIXTURES)["eval"]
+@pytest.mark.parametrize(("protocol", "split"), [("paper", "validation"), ("upstream", "test")])
+def test_arc_quirks_numeric_labels_and_3_or_5_options(protocol: str, split: str) -> None:
+    raw = _raw("allenai__ai2_arc/ARC-Easy", split)
+    docs = load_docs("arc_easy", LoadOptions(source="fixtures", protocol=protocol))["eval"]
     assert {r["choices"]["label"][0] for r in raw} == {"A", "1"}  # the fixture has both kinds
     assert {len(r["choices"]["text"]) for r in raw} >= {3, 4, 5}
     for row, doc in zip(raw, docs, strict=True):
@@ -77,7 +78,7 @@ def test_arc_quirks_numeric_labels_and_3_or_5_options() -> None:
 
 def test_sciq_mc_keeps_rows_without_support_unlike_question_generation() -> None:
     raw = _raw("allenai__sciq/default", "test")
-    docs = load_docs("sciq_mc", FIXTURES)["eval"]
+    docs = load_docs("sciq_mc", LoadOptions(source="fixtures", protocol="upstream"))["eval"]
     assert len(docs) == len(raw) > len(load_docs("sciq", FIXTURES)["eval"])
     empty = next(d for d, r in zip(docs, raw, strict=True) if not r["support"])
     assert render_prompt("sciq_mc", "default", empty).startswith("\nQuestion: ")
@@ -117,17 +118,19 @@ def _llmbar_row(**overrides: Any) -> dict[str, Any]:
 
 
 BAD_ROWS = [
-    ("arc_easy", "test", _arc_row(answerKey="E"),
-     r"arc_easy/test row 1: answerKey 'E' is not one of the choice labels \['A', 'B', 'C', 'D'\]"),
-    ("arc_challenge", "test", _arc_row(answerKey=""),
-     r"arc_challenge/test row 1: gold label 'answerKey' is hidden"),
-    ("arc_easy", "test", _arc_row(choices={"text": ["a", "b", "c"], "label": list("ABCD")}),
-     r"arc_easy/test row 1: 3 choice texts but 4 choice labels"),
-    ("arc_easy", "test", _arc_row(choices={"text": ["a", "", "c", "d"], "label": list("ABCD")}),
-     r"arc_easy/test row 1: choices.text\[1\] is '', expected non-empty text"),
-    ("openbookqa", "test", {"id": "1", "question_stem": "  ", "answerKey": "A",
+    ("arc_easy", "validation", _arc_row(answerKey="E"),
+     r"arc_easy/validation row 1: answerKey 'E' is not one of the choice labels "
+     r"\['A', 'B', 'C', 'D'\]"),
+    ("arc_challenge", "validation", _arc_row(answerKey=""),
+     r"arc_challenge/validation row 1: gold label 'answerKey' is hidden"),
+    ("arc_easy", "validation", _arc_row(choices={"text": ["a", "b", "c"], "label": list("ABCD")}),
+     r"arc_easy/validation row 1: 3 choice texts but 4 choice labels"),
+    ("arc_easy", "validation",
+     _arc_row(choices={"text": ["a", "", "c", "d"], "label": list("ABCD")}),
+     r"arc_easy/validation row 1: choices.text\[1\] is '', expected non-empty text"),
+    ("openbookqa", "validation", {"id": "1", "question_stem": "  ", "answerKey": "A",
                             "choices": {"text": ["a", "b"], "label": ["A", "B"]}},
-     r"openbookqa/test row 1: field 'question_stem' is empty"),
+     r"openbookqa/validation row 1: field 'question_stem' is empty"),
     ("hellaswag", "validation", _hellaswag_row(label=""),
      r"hellaswag/validation row 1: gold label 'label' is hidden"),
     ("hellaswag", "validation", _hellaswag_row(label="7"),
@@ -136,9 +139,9 @@ BAD_ROWS = [
      r"hellaswag/validation row 1: field 'endings' is str, expected a list"),
     ("boolq", "validation", {"question": "is it", "passage": "p", "idx": 0, "label": -1},
      r"boolq/validation row 1: gold label 'label' is hidden"),
-    ("sciq_mc", "test", {"question": "q", "distractor1": "a", "distractor2": "b",
+    ("sciq_mc", "validation", {"question": "q", "distractor1": "a", "distractor2": "b",
                          "distractor3": "c", "correct_answer": "d", "support": None},
-     r"sciq_mc/test row 1: field 'support' is NoneType, expected text"),
+     r"sciq_mc/validation row 1: field 'support' is NoneType, expected text"),
     ("llmbar_natural", "Natural", _llmbar_row(label=3),
      r"llmbar_natural/Natural row 1: label 'label'=3 is not one of \[1, 2\]"),
 ]
@@ -177,17 +180,6 @@ def test_error_in_one_adversarial_split_names_that_split(tmp_path: Path) -> None
         load_docs("llmbar_adversarial", LoadOptions(source=source))
     skipped = load_docs("llmbar_adversarial", LoadOptions(source=source, on_invalid="skip"))
     assert len(skipped["eval"]) == 7
-
-
-def test_llmbar_hub_loading_reads_each_split_of_the_parquet_conversion() -> None:
-    from amuro_tasks.loading import load_raw_split
-
-    split = "Adversarial_GPTOut"
-    with mock.patch.object(datasets, "load_dataset", return_value="rows") as load:
-        assert load_raw_split(get_spec("llmbar_adversarial"), split, "hub") == "rows"
-    load.assert_called_once_with(
-        "princeton-nlp/LLMBar", data_files={split: f"LLMBar/{split}/*.parquet"}, split=split,
-        revision="refs/convert/parquet")
 
 
 def test_hellaswag_preprocessing_matches_upstream() -> None:
@@ -351,7 +343,8 @@ def _upstream_dataset(path: str, name: str | None) -> datasets.DatasetDict:
 
 @pytest.fixture(scope="module")
 def tasks() -> Iterator[dict[str, Any]]:
-    """Upstream's tasks (on our fixture files) and our default-format tasks, built by lm-eval."""
+    """Upstream's tasks (on our fixture files) and our default-format tasks, built by lm-eval;
+    ours under the ``upstream`` split protocol, so that both score the same split."""
     from lm_eval.api.task import ConfigurableTask
 
     real_download = ConfigurableTask.download
@@ -364,7 +357,7 @@ def tasks() -> Iterator[dict[str, Any]]:
     names = [*UPSTREAM.values(), *(task_name(s, "default") for s in UPSTREAM),
              task_name("llmbar_natural", "default")]
     with mock.patch.object(ConfigurableTask, "download", download):
-        yield task_manager().load(names)["tasks"]
+        yield task_manager(metadata={"amuro_split": "upstream"}).load(names)["tasks"]
 
 
 @pytest.mark.parametrize("name", sorted(UPSTREAM))

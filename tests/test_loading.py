@@ -191,28 +191,6 @@ def test_unknown_metadata_keys_and_sets_are_named() -> None:
         load_amuro_set("rte", amuro_data="fixtures", amuro_scoring="logits")
 
 
-def test_hub_loading_uses_real_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-
-    def fake_load_dataset(path, name=None, **kwargs):
-        calls.append((path, name, kwargs))
-        raise RuntimeError("stop")
-
-    import datasets
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    for set_name in ("mnli_mismatched", "xsum", "xlsum", "paws"):
-        with pytest.raises(RuntimeError):
-            load_docs(set_name, LoadOptions(source="hub"))
-    assert calls[0] == ("nyu-mll/glue", "mnli", {"data_dir": None,
-                                                 "split": "validation_mismatched",
-                                                 "revision": None})
-    assert calls[1] == ("EdinburghNLP/xsum", None, {"data_dir": "default", "split": "test",
-                                                    "revision": "refs/convert/parquet"})
-    assert calls[2][0:2] == ("csebuetnlp/xlsum", None) and calls[2][2]["data_dir"] == "english"
-    assert calls[3][0:2] == ("google-research-datasets/paws", "labeled_final")
-
-
 @pytest.mark.parametrize("name", ["mnli_matched", "xsum", "tweetqa", "arc_easy", "llmbar_natural"])
 def test_prerendered_prompts_are_the_template_output(name: str) -> None:
     from amuro_tasks.harness import doc_to_text
@@ -284,3 +262,80 @@ def test_a_training_row_with_a_scored_input_is_never_a_shot(tmp_path: Path, capl
     assert GOOD_MNLI[1]["premise"] not in {d["premise"] for d in docs["fewshot"]}
     assert len(docs["fewshot"]) == 6  # GOOD_MNLI[2:], all distinct from the scored inputs
     assert "3 shot candidates skipped (same input as a scored document)" in caplog.text
+
+
+# --------------------------------------------------------------------------- unreadable mirrors
+def _raw_mirror(tmp_path: Path, set_name: str, files: dict[str, bytes]) -> str:
+    folder = tmp_path / get_spec(set_name).fixture_key
+    folder.mkdir(parents=True)
+    for split, content in files.items():
+        (folder / f"{split}.jsonl").write_bytes(content)
+    return str(tmp_path)
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+@pytest.mark.parametrize("labels", [[True, False], [0, True]])
+def test_boolean_labels_in_a_mirror_are_an_error_naming_the_row(tmp_path: Path,
+                                                                labels: list) -> None:
+    """Before: ``true``/``false`` were taken as 1/0 (``True == 1`` in Python), silently."""
+    rows = [_glue_mnli(label, premise=f"A man sleeps in room {i}.") for i, label in
+            enumerate(labels)]
+    source = _mirror(tmp_path, "mnli_matched", {"validation_matched": rows, "train": GOOD_MNLI})
+    row = labels.index(True)
+    with pytest.raises(AmuroDataError, match=rf"mnli_matched/validation_matched row {row}: label "
+                                             r"'label' is the boolean true; expected one of "
+                                             r"\[0, 1, 2\]"):
+        load_docs("mnli_matched", LoadOptions(source=source))
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (_jsonl(GOOD_MNLI[:2]) + b'{"premise": "A man", "hypothesis": \n' + _jsonl(GOOD_MNLI[2:]),
+     r"validation_matched.jsonl: line 3: not valid JSON \(Expecting value, column 36\)"),
+    (b"", r"validation_matched.jsonl: the file holds no rows \(an empty split file\)"),
+    (b"\n\n", r"validation_matched.jsonl: the file holds no rows \(an empty split file\)"),
+    (_jsonl(GOOD_MNLI[:1]) + b'{"premise": "caf\xe9", "hypothesis": "h", "label": 0}\n',
+     r"validation_matched.jsonl: line 2: not UTF-8 text \(byte 0xe9 at column 17\); mirror "
+     r"files must be UTF-8"),
+    (_jsonl(GOOD_MNLI[:1]) + b'[1, 2]\n',
+     r"validation_matched.jsonl: line 2: a JSON list, expected an object"),
+], ids=["corrupt line", "empty file", "blank lines", "not UTF-8", "not an object"])
+def test_an_unreadable_mirror_file_is_named_with_its_line(tmp_path: Path, content: bytes,
+                                                          message: str) -> None:
+    """Before: raw ``datasets``/``pyarrow`` errors naming no file (or, for bytes that are not
+    UTF-8, a ``UnicodeDecodeError`` whenever a row was first read)."""
+    source = _raw_mirror(tmp_path, "mnli_matched", {"validation_matched": content,
+                                                    "train": _jsonl(GOOD_MNLI)})
+    with pytest.raises(AmuroDataError, match=r"^mnli_matched/validation_matched: cannot read "
+                                             rf"{tmp_path}/nyu-mll__glue/mnli/{message}"):
+        load_docs("mnli_matched", LoadOptions(source=source))
+
+
+def test_the_fixtures_carry_the_real_datasets_defects() -> None:
+    """Empty XSum documents, GLUE test labels hidden (-1), SciQ rows without support, ARC
+    questions with 3 or 5 options and numeric keys "1"-"4" (checked in test_instruct_suite)."""
+    def raw(key: str, split: str) -> list[dict]:
+        path = FIXTURE_DIR / key / f"{split}.jsonl"
+        return [json.loads(x) for x in path.read_text().splitlines()]
+
+    assert any(r["document"] == "" for r in raw("EdinburghNLP__xsum/default", "test"))
+    for key, split in [("nyu-mll__glue/mnli", "test_matched"), ("nyu-mll__glue/rte", "test"),
+                       ("nyu-mll__glue/qqp", "test"), ("nyu-mll__glue/stsb", "test")]:
+        assert {r["label"] for r in raw(key, split)} == {-1}, key
+    assert any(r["support"] == "" for r in raw("allenai__sciq/default", "validation"))
+    numeric = [r for r in raw("allenai__ai2_arc/ARC-Easy", "train")
+               if r["answerKey"].isdigit()]
+    assert numeric and all(r["choices"]["label"] == ["1", "2", "3", "4"] for r in numeric)
+    # the documented defect is dropped and counted; a hidden label stops a split, naming a row
+    docs = load_docs("xsum", LoadOptions(source="fixtures"))
+    assert len(docs["eval"]) < len(raw("EdinburghNLP__xsum/default", "test"))
+    from amuro_tasks.loading import load_raw_split
+    from amuro_tasks.rows import iter_docs
+
+    rows = load_raw_split(get_spec("mnli_matched"), "test_matched", "fixtures")
+    with pytest.raises(AmuroDataError, match=r"mnli_matched/test_matched row 0: gold label "
+                                             r"'label' is hidden \(-1\)"):
+        list(iter_docs(get_spec("mnli_matched").rules, "test_matched", rows.to_list(), None,
+                       "error"))

@@ -347,13 +347,14 @@ def test_revision_resolution_without_a_hub(monkeypatch: pytest.MonkeyPatch) -> N
         "step1000-tokens4B_mnli_lr2e-06_seed42"
 
 
-@pytest.mark.slow
 def test_dataset_commit_is_resolved_for_the_record_without_a_hub(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit a Hub dataset's ``main`` points to is asked once and recorded (the data is then
+    read at it: ``tests/test_sources.py``); when it cannot be asked, the error says so."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import OfflineModeIsEnabled
 
-    from amuro_sft.data import dataset_commit
+    from amuro_tasks.sources import hub_commit
 
     asked = []
 
@@ -362,16 +363,19 @@ def test_dataset_commit_is_resolved_for_the_record_without_a_hub(
         return SimpleNamespace(sha="c0ffee" * 6 + "abcd")
 
     monkeypatch.setattr(HfApi, "dataset_info", info)
-    assert dataset_commit("EdinburghNLP/xsum", "refs/convert/parquet", "hub") == \
-        "c0ffee" * 6 + "abcd"
-    assert dataset_commit("nyu-mll/glue", None, "hub") and asked[-1] == ("nyu-mll/glue", "main")
-    assert dataset_commit("nyu-mll/glue", None, "fixtures") is None and len(asked) == 2
+    hub_commit.cache_clear()
+    assert hub_commit("nyu-mll/glue", None) == "c0ffee" * 6 + "abcd"
+    assert hub_commit("nyu-mll/glue", None) and asked == [("nyu-mll/glue", "main")]  # memoised
 
     def offline(self, *a, **kw):
         raise OfflineModeIsEnabled("offline")
 
     monkeypatch.setattr(HfApi, "dataset_info", offline)
-    assert dataset_commit("nyu-mll/glue", None, "hub") is None  # recorded as unknown, no crash
+    hub_commit.cache_clear()
+    with pytest.raises(AmuroDataError, match=r"nyu-mll/glue: cannot resolve revision 'main' on "
+                                             r"the Hub \(OfflineModeIsEnabled"):
+        hub_commit("nyu-mll/glue", None)
+    hub_commit.cache_clear()
 
 
 def test_hub_model_is_loaded_at_the_resolved_commit(tiny_model_dir: Path, tmp_path: Path,

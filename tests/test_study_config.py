@@ -96,7 +96,8 @@ def test_eval_sets_auto_covers_id_ood_and_cross_task() -> None:
     ("revisions", "main", "revisions"),
     ("revisions", ["step1", "step1"], "revisions[1]"),
     ("revisions", ["step1", 7], "revisions[1]"),
-    ("revisions", ["step1", "main"], "revisions[1]"),  # no step in its name, none given
+    ("revisions", ["step1", "latest"], "revisions[1]"),  # no step in its name, none given
+    ("revisions", ["step800000", "main"], "revisions[1]"),  # main would not come last
     ("revisions", [{"revision": "1a2b3c"}], "revisions[0]"),
     ("finetune.learning_rates", {"mnli": []}, "finetune.learning_rates.mnli"),
     ("finetune.learning_rates", [], "finetune.learning_rates"),
@@ -219,9 +220,13 @@ def test_cost_estimate_counts_the_instruction_suite_and_says_what_it_cannot() ->
 
     cfg = with_(HUB, "eval", {"sets": ["arc_easy", "hellaswag", "xsum"], "shots": [4]})
     cost = estimate_cost(build_plan(parse_config(cfg)))
-    # 2 base + 4 fine-tuned evaluations x (ARC-Easy test 2,376 + HellaSwag val 10,042 + XSum 11,334)
-    assert cost.scored_examples == 6 * (2376 + 10042 + 11334)
+    # 2 base + 4 fine-tuned evaluations x (ARC-Easy validation 570 + HellaSwag val 10,042 +
+    # XSum 11,334): the paper's splits
+    assert cost.scored_examples == 6 * (570 + 10042 + 11334)
     assert cost.generated_examples == 6 * 11334 and not cost.unknown_sets
+    upstream = with_(cfg, "eval", {**cfg["eval"], "splits": "upstream"})  # ARC-Easy test 2,376
+    assert estimate_cost(build_plan(parse_config(upstream))).scored_examples == \
+        6 * (2376 + 10042 + 11334)
     whole = with_(cfg, "finetune", {"tasks": ["mnli"], "num_train_examples": None})
     cost = estimate_cost(build_plan(parse_config(whole)))
     assert cost.unsized_finetunes == 2 and "size unknown" in "\n".join(cost.lines())

@@ -184,10 +184,19 @@ def test_exported_prompts_are_the_declared_templates_and_render_like_the_plugin(
 
 
 def test_exported_hub_loading_is_the_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each set's YAML loads the same Hub dataset, config, revision and files as
-    ``AMURO_DATA=hub`` (the plugin's ``datasets.load_dataset`` calls, recorded)."""
+    """Each set's YAML loads the same data as ``AMURO_DATA=hub`` (the plugin's
+    ``datasets.load_dataset`` calls, recorded): the same Hub dataset, config and pinned commit
+    (the plugin also pins an unpinned ``main`` to the commit it resolves: here a stand-in), the
+    same parquet-conversion patterns, the same GitHub files."""
+    from amuro_tasks import sources
+
+    resolved = "f" * 40
     calls: list[tuple[tuple, dict]] = []
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or [1])
+    monkeypatch.setattr(sources, "offline", lambda: False)
+    monkeypatch.setattr(sources, "hub_commit", lambda path, revision: resolved)
+    monkeypatch.setattr(sources, "_resolve_files",  # every pattern matches one file
+                        lambda ref, split, base: [f"{base}/{p}" for p in ref.patterns(split)])
     for name in EXPORTED_SETS:
         spec = SPECS[name]
         source = hub_source(spec)
@@ -197,15 +206,20 @@ def test_exported_hub_loading_is_the_plugins(monkeypatch: pytest.MonkeyPatch) ->
                 calls.clear()
                 load_raw_split(spec, split, "hub")
                 ((args, kwargs),) = calls
-                assert args[0] == source.path and kwargs.get("revision") == source.kwargs.get(
-                    "revision"), name
-                if "data_files" in kwargs:  # one split of a parquet conversion (LLMBar)
-                    files = source.kwargs["data_files"][label]
-                    assert kwargs["data_files"][split] in ([files] if isinstance(files, str)
-                                                           else files), name
+                exported = source.kwargs.get("data_files", {}).get(label)
+                exported = [exported] if isinstance(exported, str) else exported
+                if spec.github:  # the same raw GitHub files, at the pinned commit
+                    assert args == ("json",) and source.path == "json", name
+                    assert set(kwargs["data_files"][split]) <= set(exported), name
+                elif spec.hub_files:  # the same patterns, on the repository at the pinned commit
+                    assert args == ("parquet",) and source.path == spec.path, name
+                    base = f"{sources.HF_ROOT}/{spec.path}@{source.kwargs['revision']}"
+                    assert kwargs["data_files"][split] == [
+                        f"{base}/{p}" for p in spec.ref.patterns(split)], name
+                    assert set(spec.ref.patterns(split)) <= set(exported), name
                 else:
-                    assert (args[1], kwargs["data_dir"]) == (
-                        source.name, source.kwargs.get("data_dir")), name
+                    assert (args[0], args[1]) == (source.path, source.name), name
+                    assert kwargs["revision"] == source.kwargs.get("revision", resolved), name
                     assert kwargs["split"] == split == label, name
 
 
@@ -215,7 +229,10 @@ def test_exported_hooks_build_the_plugins_docs_and_whole_shot_pool(name: str,
                                                                    local_export: Path) -> None:
     utils = _utils(local_export)
     source = local_source(SPECS[name], local_export.parent / "amuro_local_data")
-    data = datasets.load_dataset(source.path, source.name)  # as lm-eval loads it
+    # as lm-eval loads it; a fresh cache: datasets keys a local folder's cache by its layout,
+    # not its content, so two exports of different fixture files would share it
+    data = datasets.load_dataset(source.path, source.name,
+                                 cache_dir=str(local_export.parent / "hf_datasets_cache"))
     scored = getattr(utils, f"eval_docs_{name}")(data[source.test_split]).to_list()
     shots = getattr(utils, f"shots_{name}")(data[source.fewshot_split]).to_list()
     plugin = load_docs(name, LoadOptions(source="fixtures"))
