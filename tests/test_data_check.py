@@ -79,7 +79,7 @@ def test_the_docs_show_the_output_on_the_planted_mirror(
     _, out = _check(capsys, str(planted))
     shown = DOCS.read_text().split("<!-- planted-check -->")[1].split("```")[1]
     assert shown.strip().splitlines()[1:] == \
-        out.replace(str(planted.parent), DOC_DIR.rsplit("/", 1)[0]).strip().splitlines()
+        out.replace(str(planted.parent), DOC_DIR).strip().splitlines()
 
 
 def test_skip_makes_invalid_rows_not_fatal_but_unreadable_files_stay_fatal(
@@ -135,3 +135,11 @@ def test_usage_errors_exit_2(args: list[str], message: str, capsys: pytest.Captu
                              ) -> None:
     assert main(["data", "check", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_docs_tables_are_the_declarations() -> None:
+    from amuro_tasks.doc_tables import source_table, split_table
+
+    text = DOCS.read_text()
+    assert f"<!-- sources -->\n{source_table()}\n<!-- /sources -->" in text
+    assert f"<!-- splits -->\n{split_table()}\n<!-- /splits -->" in text

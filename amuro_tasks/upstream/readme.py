@@ -139,6 +139,15 @@ def readme(sources: dict[str, DataSource]) -> str:
         f"* Requires lm-eval >= {MIN_LM_EVAL}: the shot pool is built by "
         "`fewshot_config.process_docs`, which older versions do not read (they would apply the "
         "scored split's `process_docs` to the shot split); `utils.py` refuses to load there.",
+        "* Data is read at a pinned commit where one is known (`dataset_kwargs.revision`): "
+        "`allenai/ai2_arc`, and the parquet conversions of XSum and XL-Sum, whose Hub "
+        "repositories hold only loading scripts (which `datasets` >= 4 refuses; the "
+        "`data_files` patterns match both layouts such conversions have had). LLMBar's Hub "
+        "repository is a loading script over the authors' JSON files on GitHub: the YAMLs "
+        "read those files (`dataset_path: json`) at a pinned commit.",
+        "* Scored splits are the ones the paper scored where labelled (amuro's `paper` split "
+        "protocol): ARC, OpenBookQA and SciQ score `validation`, where upstream's tasks of "
+        "these datasets score `test` (amuro's plugin offers both, `amuro_split`).",
         "* Every row is validated as it becomes a doc (`amuro_rows.py`): a hidden gold label "
         "(`-1`, `None`, `\"\"`), a missing field or an empty input stops the task with an error "
         "naming the set, the split and the row (set `ON_INVALID = \"skip\"` in `utils.py` to "
