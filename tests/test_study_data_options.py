@@ -156,3 +156,58 @@ def test_the_cost_estimate_counts_a_mirror_it_cannot_decode(tmp_path: Path) -> N
     cfg = _with(data=str(tmp_path), eval={"sets": ["rte"], "shots": [4]})
     cost = estimate_cost(build_plan(parse_config(cfg)))
     assert cost.scored_examples == 2 * len(lines)
+
+
+@pytest.mark.slow
+def test_an_evaluation_unit_records_what_its_data_loads_read(tiny_model_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """A real evaluation (lm-eval, the tiny model): the records name the protocol, the split and
+    the data commit; ``result.json`` keeps, per set, what the load read and dropped."""
+    import json as json_
+
+    from amuro_study.runner import DONE, execute_unit
+
+    cfg = {"output_dir": str(tmp_path / "s"), "model": str(tiny_model_dir),
+           "revisions": ["main"], "data": "fixtures",
+           "eval": {"sets": ["arc_easy", {"name": "xsum", "on_invalid": "skip"}],
+                    "shots": [0], "limit": 2, "splits": "upstream"},
+           "backend": {"device": "cpu", "dtype": "float32"}}
+    plan = build_plan(parse_config(cfg))
+    (unit,) = plan.base_evals
+    outcome = execute_unit(plan, unit.uid)
+    assert outcome.status == DONE, outcome.error
+    result = json_.loads((plan.unit_dir(unit.uid) / "result.json").read_text())
+    records = [ResultRecord.from_dict(r) for r in result["records"]]
+    assert {(r.eval_set, r.protocol, r.split) for r in records} == {
+        ("arc_easy", "upstream", "test"), ("xsum", "upstream", "test")}
+    data = result["lm_eval"]["data"]
+    assert data["xsum"]["on_invalid"] == "skip" and data["arc_easy"]["on_invalid"] == "error"
+    assert data["xsum"]["dropped"] == {"documented empty field": 2}
+    assert {s["source"] for s in data["arc_easy"]["sources"]} == {"fixtures"}
+
+
+def test_a_bare_step_is_evaluated_at_the_commit_of_its_branch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``step18000`` names no Hub branch (OLMo's are ``step18000-tokens75B``-like): the base
+    evaluation loads the commit the one resolver finds for it, and records it."""
+    from amuro_sft.hub import ResolvedModel
+    from amuro_study import runner
+
+    plan = build_plan(parse_config({**BASE, "revisions": ["step18000"], "data": "fixtures"}))
+    (unit,) = plan.base_evals
+    seen = {}
+
+    def evaluate(unit, pretrained, revision, unit_dir, backend, *, commit=None):
+        seen.update(pretrained=pretrained, revision=revision, commit=commit)
+        return [], {}
+
+    monkeypatch.setattr(runner, "evaluate_unit", evaluate)
+    monkeypatch.setattr(runner, "checkpoint_id", lambda model, revision=None: None)
+    monkeypatch.setattr(runner, "resolve_revision", lambda model, revision: ResolvedModel(
+        model, "step18000-tokens75B", "c" * 40, False))
+    runner._run_eval(plan, unit)
+    assert seen == {"pretrained": "allenai/OLMo-1B-hf", "revision": "c" * 40, "commit": "c" * 40}
+    # a named branch resolved (best effort) to a commit is loaded at that commit too
+    monkeypatch.setattr(runner, "checkpoint_id", lambda model, revision=None: "d" * 40)
+    runner._run_eval(plan, unit)
+    assert seen["revision"] == seen["commit"] == "d" * 40
