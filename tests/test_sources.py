@@ -182,3 +182,7 @@ def test_the_preflight_streams_the_first_rows_from_the_hub(
     assert report.ok and report.rows_read == 10
     assert report.source["commit"] == XSUM_PARQUET_COMMIT
     assert report.documented_empty == sum(r["document"] == "" for r in splits["test"][:10]) > 0
+    # LLMBar's JSON arrays stream from GitHub too
+    github_llmbar(tmp_path, LLMBAR_COMMIT, _llmbar_splits())
+    natural = check_split(get_spec("llmbar_natural"), "Natural", "hub", n=5)
+    assert natural.ok and natural.rows_read == 5 and natural.source["commit"] == LLMBAR_COMMIT
