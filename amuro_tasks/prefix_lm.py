@@ -28,11 +28,15 @@ Exactness (what makes the scores lm-eval's, up to float rounding):
   prefix. Each call logs one line: how many requests were served from shared prefixes, how many
   fell back and why (also kept in :attr:`SharedPrefixHFLM.prefix_stats`).
 
-Speed: a prefix is used only where it pays (defaults: shared by >= 8 requests, >= 16 tokens, and
-saving >= 20% of the group's tokens); a call where nothing qualifies (0 shots, per-document shots)
-goes to lm-eval's path whole. Memory stays bounded: a prefix cache is computed, used for its
-group's batches (expanded per batch, a view, not a copy) and freed before the next group.
-Opt out with ``shared_prefix=False`` in the model arguments (then this is exactly ``hf``).
+Speed: a prefix is used only where it pays (defaults: shared by >= 8 requests, >= 32 tokens, and
+>= 40% of the group's tokens: k >= 1 shots, not a 0-shot instruction header); a call where nothing
+qualifies (0 shots, per-document shots) goes to lm-eval's path whole. Prefixes are computed in
+batches; a remainder batch holds as many rows as fit the memory of lm-eval's batch of whole
+requests (:func:`remainder_rows`); generation batches mix the documents of several prefixes, as
+lm-eval's batches mix tasks. Memory stays bounded: at most ``prefix_cache_mb`` of prefix caches
+are held at once, and a batch's cache is a view of them (expanded, not copied) until the model
+appends to it. Opt out with ``shared_prefix=False`` in the model arguments (then this is
+exactly ``hf``).
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ from lm_eval.models.utils import has_bos_prefix, normalize_gen_kwargs
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-MODEL_NAME = "amuro-hf"
+from amuro_tasks.settings import SHARED_PREFIX_MODEL
+
+MODEL_NAME = SHARED_PREFIX_MODEL
 """The lm-eval model name (``--model amuro-hf``); takes every ``hf`` model argument."""
 
 logger = logging.getLogger(__name__)
@@ -88,8 +94,8 @@ def _adjacent_lcp(arrays: list[np.ndarray], order: list[int]) -> np.ndarray:
 
 
 def find_shared_prefixes(
-    seqs: Sequence[Sequence[int]], lengths: Sequence[int], *, min_tokens: int = 16,
-    min_group: int = 8, min_share: float = 0.2,
+    seqs: Sequence[Sequence[int]], lengths: Sequence[int], *, min_tokens: int = 32,
+    min_group: int = 8, min_share: float = 0.4,
 ) -> list[PrefixGroup]:
     """The prefixes worth computing once: groups of ``seqs`` sharing their leading token ids.
 
@@ -163,49 +169,106 @@ class _ReadOnlyLayer(DynamicLayer):
 
 
 class _SharedPrefix:
-    """The key/value cache of one prefix (batch 1), and per-batch caches expanded from it."""
+    """The key/value cache of one prefix (batch 1): ``kv[layer] = (keys, values)``."""
 
-    def __init__(self, lm: SharedPrefixHFLM, ids: Sequence[int]) -> None:
+    def __init__(self, ids: Sequence[int], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         self.ids = list(ids)
-        self.config = lm.model.config
-        cache = DynamicCache(config=self.config)
-        with lm._model_context():
-            lm.model(torch.tensor([self.ids], dtype=torch.long, device=lm.device), cache=cache,
-                     use_cache=True)
-        self.kv = [(layer.keys, layer.values) for layer in cache.layers]
+        self.kv = kv
         self.tensor = torch.tensor(self.ids, dtype=torch.long)
+        self.nbytes = sum(t.numel() * t.element_size() for pair in kv for t in pair)
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def cache(self, batch: int, *, grow: bool) -> DynamicCache:
-        """A cache of the prefix for ``batch`` rows (views of the one computed); ``grow``: a
-        normal cache that generation extends, else one that scoring only reads."""
-        cache = DynamicCache(config=self.config)
-        layers = []
-        for keys, values in self.kv:
-            layer = (DynamicLayer if grow else _ReadOnlyLayer)()
-            layer.lazy_initialization(keys, values)
-            layer.keys = keys.expand(batch, -1, -1, -1)
-            layer.values = values.expand(batch, -1, -1, -1)
-            layers.append(layer)
-        cache.layers = layers
-        return cache
+    def left_padded(self, layer: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``layer``'s keys and values, left-padded with zeros to ``width`` positions."""
+        keys, values = self.kv[layer]
+        pad = width - len(self)
+        if pad == 0:
+            return keys, values
+        return (torch.nn.functional.pad(keys, (0, 0, pad, 0)),
+                torch.nn.functional.pad(values, (0, 0, pad, 0)))
 
-    def move_padding(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor,
-                                                                           torch.Tensor]:
-        """``pad | prefix | rest`` rows (lm-eval's left padding) as ``prefix | pad | rest``."""
-        n = len(self)
-        out_ids, out_mask = torch.empty_like(ids), torch.empty_like(mask)
-        for row in range(ids.shape[0]):
-            pad = int(ids.shape[1] - mask[row].sum())
-            if not torch.equal(ids[row, pad:pad + n].cpu(), self.tensor):
-                raise RuntimeError("amuro-hf: a grouped context does not start with its group's "
-                                   "prefix ids (please report this; shared_prefix=False avoids it)")
-            out_ids[row] = torch.cat([ids[row, pad:pad + n], ids[row, :pad], ids[row, pad + n:]])
-            out_mask[row] = torch.cat([mask[row, pad:pad + n], mask[row, :pad],
-                                       mask[row, pad + n:]])
-        return out_ids, out_mask
+
+def compute_prefixes(lm: SharedPrefixHFLM, prefixes: Sequence[Sequence[int]]) -> list[
+        _SharedPrefix]:
+    """The caches of ``prefixes``, computed in one batched forward (left-padded, each starting
+    at position 0; only the last position's logits are computed)."""
+    width = max(len(p) for p in prefixes)
+    ids = torch.full((len(prefixes), width), lm.tokenizer.pad_token_id or 0, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, prefix in enumerate(prefixes):
+        ids[row, width - len(prefix):] = torch.tensor(list(prefix), dtype=torch.long)
+        mask[row, width - len(prefix):] = 1
+    kwargs: dict[str, Any] = {}
+    if not bool(mask.all()):
+        kwargs = {"attention_mask": mask.to(lm.device),
+                  "position_ids": (mask.cumsum(-1) - 1).clamp(min=0).to(lm.device)}
+    if "logits_to_keep" in inspect.signature(lm.model.forward).parameters:
+        kwargs["logits_to_keep"] = 1
+    cache = DynamicCache(config=lm.model.config)
+    with lm._model_context():
+        lm.model(ids.to(lm.device), cache=cache, use_cache=True, **kwargs)
+    return [_SharedPrefix(prefix, [(layer.keys[row:row + 1, :, width - len(prefix):].clone(),
+                                    layer.values[row:row + 1, :, width - len(prefix):].clone())
+                                   for layer in cache.layers])
+            for row, prefix in enumerate(prefixes)]
+
+
+def remainder_rows(batch: int, whole: int, rest: int) -> int:
+    """Rows per batch for remainders of at most ``rest`` tokens on a prefix cache, in the memory
+    lm-eval's ``batch`` rows of ``whole`` tokens take: logits (the largest tensor) and attention
+    scores grow with rows x remainder tokens, so ``batch * whole / rest`` rows (<= 16x)."""
+    return max(batch, min(16 * batch, batch * whole // max(rest, 1)))
+
+
+def _batch_cache(config: Any, prefixes: Sequence[_SharedPrefix], *, grow: bool) -> DynamicCache:
+    """A cache holding row ``r``'s prefix ``prefixes[r]``, all left-padded to the longest (the
+    padding is masked by the caller). One prefix for every row: views of it, no copy.
+    ``grow``: a normal cache that generation extends, else one that scoring only reads."""
+    width = max(len(p) for p in prefixes)
+    distinct = {id(p): p for p in prefixes}
+    layers = []
+    for i in range(len(prefixes[0].kv)):
+        if len(distinct) == 1:
+            keys, values = prefixes[0].kv[i]
+            keys = keys.expand(len(prefixes), -1, -1, -1)
+            values = values.expand(len(prefixes), -1, -1, -1)
+        else:
+            padded = {k: p.left_padded(i, width) for k, p in distinct.items()}
+            keys = torch.cat([padded[id(p)][0] for p in prefixes])
+            values = torch.cat([padded[id(p)][1] for p in prefixes])
+        layer = (DynamicLayer if grow else _ReadOnlyLayer)()
+        layer.lazy_initialization(keys, values)
+        layer.keys, layer.values = keys, values
+        layers.append(layer)
+    cache = DynamicCache(config=config)
+    cache.layers = layers
+    return cache
+
+
+def _prefix_layout(prefixes: Sequence[_SharedPrefix], ids: torch.Tensor, mask: torch.Tensor,
+                   pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ``pad | prefix | rest`` rows (lm-eval's layout) as ``pad | prefix | pad |
+    rest``: every prefix ends at the same column (the end of the batch's cache) and every rest
+    at the last column; all padding is masked, so each real token keeps its position."""
+    width = max(len(p) for p in prefixes)
+    rows = []
+    for row, prefix in enumerate(prefixes):
+        real = ids[row, int(ids.shape[1] - mask[row].sum()):]
+        if not torch.equal(real[:len(prefix)].cpu(), prefix.tensor):
+            raise RuntimeError("amuro-hf: a grouped context does not start with its group's "
+                               "prefix ids (please report this; shared_prefix=False avoids it)")
+        rows.append(real[len(prefix):])
+    rest = max(len(r) for r in rows)
+    out_ids = torch.full((ids.shape[0], width + rest), pad_id, dtype=ids.dtype, device=ids.device)
+    out_mask = torch.zeros_like(out_ids, dtype=mask.dtype)
+    for row, (prefix, tail) in enumerate(zip(prefixes, rows, strict=True)):
+        out_ids[row, width - len(prefix):width] = prefix.tensor.to(ids.device)
+        out_ids[row, out_ids.shape[1] - len(tail):] = tail
+        out_mask[row, width - len(prefix):width] = 1
+        out_mask[row, out_ids.shape[1] - len(tail):] = 1
+    return out_ids, out_mask
 
 
 # --------------------------------------------------------------------------- statistics
@@ -225,6 +288,14 @@ class PrefixCallStats:
     """Tokens lm-eval's path would run for the grouped requests."""
     fallback: Counter = field(default_factory=Counter)
 
+    def add_group(self, prefix: int, lengths: list[int]) -> None:
+        """Count a group of ``len(lengths)`` requests served from one ``prefix``-token prefix."""
+        self.groups += 1
+        self.shared += len(lengths)
+        self.prefix_tokens += prefix
+        self.reused_tokens += (len(lengths) - 1) * prefix
+        self.input_tokens += sum(lengths)
+
     def line(self) -> str:
         """The one log line of a call."""
         out = (f"{MODEL_NAME} {self.kind}: {self.shared} of {self.requests} requests from "
@@ -233,6 +304,7 @@ class PrefixCallStats:
             share = self.reused_tokens / max(self.input_tokens, 1)
             out += (f" (mean {self.prefix_tokens / self.groups:.0f} tokens; {share:.0%} of their "
                     "tokens not recomputed)")
+        self.fallback = +self.fallback  # drop zero counts
         if self.fallback:
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.fallback.items()))
             out += f"; {sum(self.fallback.values())} on lm-eval's path ({reasons})"
@@ -253,24 +325,29 @@ class SharedPrefixHFLM(HFLM):
     """lm-eval's ``hf`` model that computes a prefix shared by many requests once (module doc).
 
     Extra model arguments: ``shared_prefix`` (default true; false: exactly ``hf``),
-    ``prefix_min_group`` (8), ``prefix_min_tokens`` (16), ``prefix_min_share`` (0.2): what a
-    prefix must have to be computed apart (see :func:`find_shared_prefixes`).
+    ``prefix_min_group`` (8), ``prefix_min_tokens`` (32), ``prefix_min_share`` (0.4): what a
+    prefix must have to be computed apart (see :func:`find_shared_prefixes`);
+    ``prefix_cache_mb`` (1024): generation keeps the caches of several prefixes at once (so a
+    batch can mix documents of several tasks, as lm-eval's batches do) up to this many MB.
     """
 
     def __init__(self, *args: Any, shared_prefix: bool | str = True, prefix_min_group: int = 8,
-                 prefix_min_tokens: int = 16, prefix_min_share: float = 0.2,
-                 **kwargs: Any) -> None:
+                 prefix_min_tokens: int = 32, prefix_min_share: float = 0.4,
+                 prefix_cache_mb: float = 1024, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.shared_prefix = _as_bool(shared_prefix, "shared_prefix")
         self.prefix_min_group = int(prefix_min_group)
         self.prefix_min_tokens = int(prefix_min_tokens)
         self.prefix_min_share = float(prefix_min_share)
+        self.prefix_cache_bytes = float(prefix_cache_mb) * 2**20
         if self.prefix_min_group < 2 or self.prefix_min_tokens < 1:
             raise ValueError(f"{MODEL_NAME}: prefix_min_group must be >= 2 and "
                              "prefix_min_tokens >= 1")
         self.prefix_stats: list[PrefixCallStats] = []
         """One entry per ``loglikelihood``/``generate_until`` call, in order."""
-        self._prefix: _SharedPrefix | None = None
+        self._scoring_prefix: _SharedPrefix | None = None
+        self._generation_prefixes: dict[str, _SharedPrefix] | None = None
+        self._generation_cache: DynamicCache | None = None
 
     # ---------------------------------------------------------------- support and helpers
     def _unsupported(self, generation: bool) -> str | None:
@@ -300,15 +377,6 @@ class SharedPrefixHFLM(HFLM):
         return stack
 
     @contextlib.contextmanager
-    def _serving(self, prefix_ids: Sequence[int]) -> Iterator[None]:
-        """Within: lm-eval's code runs on remainders after ``prefix_ids``."""
-        self._prefix = _SharedPrefix(self, prefix_ids)
-        try:
-            yield
-        finally:
-            self._prefix = None
-
-    @contextlib.contextmanager
     def _fixed_batch_size(self, size: int | None) -> Iterator[None]:
         """lm-eval's batch size pinned to ``size`` (one detection per call, not per group)."""
         saved = self.batch_size_per_gpu
@@ -331,10 +399,11 @@ class SharedPrefixHFLM(HFLM):
     # ---------------------------------------------------------------- lm-eval hooks
     def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None,
                     labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self._prefix is None:
+        if self._scoring_prefix is None:
             return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+        prefixes = [self._scoring_prefix] * inps.shape[0]
         with self._model_context():  # right-padded remainders; positions follow the cache
-            return self.model(inps, cache=self._prefix.cache(inps.shape[0], grow=False),
+            return self.model(inps, cache=_batch_cache(self.model.config, prefixes, grow=False),
                               use_cache=True).logits
 
     def tok_batch_encode(self, strings: list[str], padding_side: str = "left",
@@ -343,14 +412,16 @@ class SharedPrefixHFLM(HFLM):
         ids, mask = super().tok_batch_encode(strings, padding_side=padding_side,
                                              left_truncate_len=left_truncate_len,
                                              truncation=truncation)
-        if self._prefix is None:
+        if self._generation_prefixes is None:
             return ids, mask
-        return self._prefix.move_padding(ids, mask)
+        prefixes = [self._generation_prefixes[s] for s in strings]
+        self._generation_cache = _batch_cache(self.model.config, prefixes, grow=True)
+        return _prefix_layout(prefixes, ids, mask, self.tokenizer.pad_token_id)
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str],
                         **generation_kwargs: Any) -> torch.Tensor:
-        if self._prefix is not None:
-            generation_kwargs["cache"] = self._prefix.cache(context.shape[0], grow=True)
+        if self._generation_cache is not None:  # made with this batch's layout, used once
+            generation_kwargs["cache"], self._generation_cache = self._generation_cache, None
         return super()._model_generate(context, max_length, stop, **generation_kwargs)
 
     # ---------------------------------------------------------------- loglikelihood
@@ -360,8 +431,7 @@ class SharedPrefixHFLM(HFLM):
         if not self.shared_prefix:
             return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
         stats = PrefixCallStats("loglikelihood", len(requests))
-        reason = self._unsupported(generation=False)
-        if reason is not None:
+        if self._unsupported(generation=False) is not None:
             stats.fallback[UNSUPPORTED] = len(requests)
             self._log(stats)
             return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
@@ -374,27 +444,27 @@ class SharedPrefixHFLM(HFLM):
         lengths = [len(requests[i][1]) + len(requests[i][2]) - 1 for i in eligible]
         groups = self._groups([requests[i][1][:-1] for i in eligible], lengths)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
-        grouped: set[int] = set()
-        if groups:
-            batch = self._group_batch_size(requests, override_bs)
-            for group in groups:
-                members = [eligible[m] for m in group.members]
-                prefix = requests[members[0]][1][:group.length]
-                rest = [(s, ctx[group.length:], cont) for s, ctx, cont in
-                        (requests[i] for i in members)]
-                with self._serving(prefix), self._fixed_batch_size(batch):
-                    out = super()._loglikelihood_tokens(rest, disable_tqdm=True)
-                for i, answer in zip(members, out, strict=True):
+        base = self._scoring_batch_size(requests, override_bs) if groups else None
+        members = [[eligible[m] for m in group.members] for group in groups]
+        prefix_ids = [requests[m[0]][1][:g.length] for m, g in zip(members, groups, strict=True)]
+        for wave in self._waves(prefix_ids, base or int(self.batch_size)):
+            for g, prefix in wave:  # one prefix at a time: lm-eval's batches of remainders
+                rest = [(s, ctx[len(prefix):], cont) for s, ctx, cont in
+                        (requests[i] for i in members[g])]
+                full = [lengths[m] for m in groups[g].members]
+                rows = remainder_rows(base or int(self.batch_size), max(full),
+                                      max(len(c) + len(t) - 1 for _, c, t in rest))
+                self._scoring_prefix = prefix
+                try:
+                    with self._fixed_batch_size(rows):
+                        out = super()._loglikelihood_tokens(rest, disable_tqdm=True)
+                finally:
+                    self._scoring_prefix = None
+                for i, answer in zip(members[g], out, strict=True):
                     results[i] = answer
-                grouped.update(members)
-                stats.groups += 1
-                stats.prefix_tokens += group.length
-                stats.reused_tokens += (len(members) - 1) * group.length
-                stats.input_tokens += sum(lengths[m] for m in group.members)
-        stats.shared = len(grouped)
-        left = [i for i in range(len(requests)) if i not in grouped]
+                stats.add_group(len(prefix), full)
+        left = [i for i, r in enumerate(results) if r is None]
         stats.fallback[NO_SHARED_PREFIX] += len(left) - stats.fallback[LEFT_TRUNCATION]
-        stats.fallback = +stats.fallback  # drop zero counts
         if left:
             out = super()._loglikelihood_tokens([requests[i] for i in left], disable_tqdm,
                                                 override_bs)
@@ -403,7 +473,7 @@ class SharedPrefixHFLM(HFLM):
         self._log(stats)
         return results  # type: ignore[return-value]
 
-    def _group_batch_size(self, requests: list, override_bs: int | None) -> int | None:
+    def _scoring_batch_size(self, requests: list, override_bs: int | None) -> int | None:
         """Rows per batch for remainders: lm-eval's batch size; with ``auto``, found once per
         call on the longest whole request (a remainder on a prefix cache needs less memory)."""
         if self.batch_size != "auto":
@@ -415,20 +485,17 @@ class SharedPrefixHFLM(HFLM):
 
     # ---------------------------------------------------------------- generation
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
-        if not self.shared_prefix:
+        if not self.shared_prefix or not requests:
             return super().generate_until(requests, disable_tqdm)
         stats = PrefixCallStats("generate_until", len(requests))
-        reason = self._unsupported(generation=True)
         contexts = [req.args[0] for req in requests]
         # lm-eval's tok_batch_encode picks special tokens from a batch's first context; batches
         # here differ from lm-eval's, so every context must take the same choice
         bos = {has_bos_prefix(c, getattr(self.tokenizer, "bos_token", None)) for c in contexts}
-        if reason is None and len(bos) > 1:
-            reason = MIXED_BOS
-        if reason is not None or not requests:
-            if requests:
-                stats.fallback[reason if reason == MIXED_BOS else UNSUPPORTED] = len(requests)
-                self._log(stats)
+        reason = self._unsupported(generation=True) and UNSUPPORTED
+        if reason is not None or len(bos) > 1:
+            stats.fallback[reason or MIXED_BOS] = len(requests)
+            self._log(stats)
             return super().generate_until(requests, disable_tqdm)
         if bos == {True}:
             special = {"add_special_tokens": False}
@@ -444,36 +511,53 @@ class SharedPrefixHFLM(HFLM):
                     or "max_length" in kwargs:
                 stats.fallback[NOT_GREEDY] += 1
             elif len(ids[i]) > self.max_length - kwargs["max_gen_toks"]:
-                stats.fallback[LEFT_TRUNCATION] += 1
-            elif len(ids[i]) >= 2:
+                stats.fallback[LEFT_TRUNCATION] += 1  # lm-eval would cut the left
+            elif len(ids[i]) >= 2:  # a remainder keeps >= 1 token
                 eligible.append(i)
         groups = self._groups([ids[i][:-1] for i in eligible], [len(ids[i]) for i in eligible])
         results: list[str | None] = [None] * len(requests)
-        grouped: set[int] = set()
-        batch = None
-        if groups and self.batch_size == "auto":
-            batch = self._detect_batch_size()  # as lm-eval does once per call
+        batch = self._detect_batch_size() if groups and self.batch_size == "auto" else None
+        members = [[eligible[m] for m in group.members] for group in groups]
+        prefix_ids = [ids[m[0]][:g.length] for m, g in zip(members, groups, strict=True)]
         with self._fixed_batch_size(batch):
-            for group in groups:
-                members = [eligible[m] for m in group.members]
-                with self._serving(ids[members[0]][:group.length]):
-                    out = super().generate_until([requests[i] for i in members],
+            for wave in self._waves(prefix_ids, batch or int(self.batch_size)):
+                wave_members = [i for g, _ in wave for i in members[g]]
+                self._generation_prefixes = {contexts[i]: prefix for g, prefix in wave
+                                             for i in members[g]}
+                try:  # lm-eval's generate_until on the wave; batches mix its prefixes
+                    out = super().generate_until([requests[i] for i in wave_members],
                                                  disable_tqdm=True)
-                for i, text in zip(members, out, strict=True):
+                finally:
+                    self._generation_prefixes = self._generation_cache = None
+                for i, text in zip(wave_members, out, strict=True):
                     results[i] = text
-                grouped.update(members)
-                stats.groups += 1
-                stats.prefix_tokens += group.length
-                stats.reused_tokens += (len(members) - 1) * group.length
-                stats.input_tokens += sum(len(ids[i]) for i in members)
-            stats.shared = len(grouped)
-            left = [i for i in range(len(requests)) if i not in grouped]
+                for g, prefix in wave:
+                    stats.add_group(len(prefix), [len(ids[i]) for i in members[g]])
+            left = [i for i, r in enumerate(results) if r is None]
             stats.fallback[NO_SHARED_PREFIX] += (len(left) - stats.fallback[NOT_GREEDY]
                                                  - stats.fallback[LEFT_TRUNCATION])
-            stats.fallback = +stats.fallback
             if left:
                 out = super().generate_until([requests[i] for i in left], disable_tqdm)
                 for i, text in zip(left, out, strict=True):
                     results[i] = text
         self._log(stats)
         return results  # type: ignore[return-value]
+
+    def _waves(self, prefix_ids: list[Sequence[int]],
+               rows: int) -> Iterator[list[tuple[int, _SharedPrefix]]]:
+        """``(index, cache)`` of every prefix, computed ``rows`` at a time, yielded in waves
+        holding about ``prefix_cache_mb`` at most."""
+        order = sorted(range(len(prefix_ids)), key=lambda i: -len(prefix_ids[i]))
+        wave: list[tuple[int, _SharedPrefix]] = []
+        held = 0
+        for start in range(0, len(order), rows):
+            chunk = order[start:start + rows]
+            for i, prefix in zip(chunk, compute_prefixes(self, [prefix_ids[i] for i in chunk]),
+                                 strict=True):
+                if wave and held + prefix.nbytes > self.prefix_cache_bytes:
+                    yield wave
+                    wave, held = [], 0
+                wave.append((i, prefix))
+                held += prefix.nbytes
+        if wave:
+            yield wave
