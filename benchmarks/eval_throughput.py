@@ -191,7 +191,7 @@ def make_lm(engine: str, model_dir: Path, device: str, dtype: str, batch: dict[s
         from amuro_tasks.settings import recommended_model_args
 
         return VLLM(pretrained=str(model_dir), dtype=dtype, batch_size="auto",
-                    gpu_memory_utilization=0.5, **recommended_model_args("vllm"))
+                    gpu_memory_utilization=0.8, **recommended_model_args("vllm"))
     from lm_eval.models.huggingface import HFLM
 
     from amuro_tasks.prefix_lm import SharedPrefixHFLM
@@ -290,6 +290,18 @@ def agreement(ref: dict, other: dict) -> dict[str, Any]:
     return out
 
 
+def _record(entry: dict[str, Any], runs: dict[str, dict]) -> None:
+    """``runs`` (keyed by engine, lm-eval's ``hf`` the reference) into a suite's entry."""
+    ref = runs["hf"]
+    for engine, run in runs.items():
+        assert run["docs"] == ref["docs"], "every engine must score the same documents"
+        if engine == "hf":
+            entry[engine] = _public(run)
+            continue
+        entry[engine] = _public(run) | {"speedup_vs_lm_eval_best": ref["seconds"] / run["seconds"],
+                                        "agreement": agreement(ref["_out"], run["_out"])}
+
+
 def _public(run: dict) -> dict:
     return {k: v for k, v in run.items() if not k.startswith("_")}
 
@@ -355,33 +367,38 @@ def main() -> None:
         from amuro_tasks.metrics import _scorer
 
         _scorer(True)  # import the ROUGE packages now, not inside the first timed run
-        engines = ["hf", "amuro-hf"] + (["vllm"] if use_vllm else [])
-        lms = {}
-        for engine in engines:
+        lms, loads = {}, report.setdefault("model_load_seconds", {})
+        for engine in ("hf", "amuro-hf"):
             start = time.perf_counter()
             lms[engine] = make_lm(engine, model_dir, args.device, dtype, batch)
-            report.setdefault("model_load_seconds", {})[engine] = time.perf_counter() - start
-        for suite, tasks in suites.items():
-            runs = {engine: run_suite(lms[engine], tasks, args.limit, profile=engine == "amuro-hf")
-                    for engine in engines}
-            ref = runs["hf"]
-            entry: dict[str, Any] = {"tasks": len(tasks), "docs": ref["docs"]}
-            for engine, run in runs.items():
-                assert run["docs"] == ref["docs"], "every engine must score the same documents"
-                entry[engine] = _public(run)
-                if engine != "hf":
-                    entry[engine]["speedup_vs_lm_eval_best"] = ref["seconds"] / run["seconds"]
-                    entry[engine]["agreement"] = agreement(ref["_out"], run["_out"])
-            report["suites"][suite] = entry
-            a = entry["amuro-hf"]
+            loads[engine] = time.perf_counter() - start
+        refs = {}
+        for suite, tasks in suites.items():  # side by side, suite by suite
+            runs = {engine: run_suite(lm, tasks, args.limit, profile=engine == "amuro-hf")
+                    for engine, lm in lms.items()}
+            refs[suite] = ref = runs["hf"]
+            report["suites"][suite] = {"tasks": len(tasks), "docs": ref["docs"]}
+            _record(report["suites"][suite], runs)
+            a = report["suites"][suite]["amuro-hf"]
             print(f"{suite:>14} ({args.shape}, {ref['docs']} docs): lm-eval at its best "
                   f"{ref['examples_per_s']:.2f} ex/s | amuro {a['examples_per_s']:.2f} ex/s | "
                   f"**{a['speedup_vs_lm_eval_best']:.2f}x** | {a['agreement']}", flush=True)
-            if use_vllm:
-                v = entry["vllm"]
-                print(f"{'':>14} vLLM prefix caching {v['examples_per_s']:.2f} ex/s "
-                      f"({v['speedup_vs_lm_eval_best']:.2f}x) | {v['agreement']}", flush=True)
         del lms
+        if use_vllm:  # alone on the GPU (lm-eval's auto batch sizing saw all of it, too)
+            import gc
+
+            gc.collect()
+            torch.cuda.empty_cache()
+            start = time.perf_counter()
+            vllm = make_lm("vllm", model_dir, args.device, dtype, batch)
+            loads["vllm"] = time.perf_counter() - start
+            for suite, tasks in suites.items():
+                _record(report["suites"][suite], {"hf": refs[suite],
+                                                  "vllm": run_suite(vllm, tasks, args.limit)})
+                v = report["suites"][suite]["vllm"]
+                print(f"{suite:>14} vLLM with prefix caching {v['examples_per_s']:.2f} ex/s "
+                      f"({v['speedup_vs_lm_eval_best']:.2f}x) | {v['agreement']}", flush=True)
+            del vllm
         if not args.no_context:
             tiny_dir = build_model("tiny", Path(tmp) / "tiny")
             report["tiny_model"] = context_runs(tiny_dir, suites, args, dtype, batch)
