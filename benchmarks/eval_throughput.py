@@ -23,7 +23,7 @@ once per task with batch 1 (slow: it indexes every upstream task per call).
 
 Usage::
 
-    python benchmarks/eval_throughput.py --json eval.json                # CPU, ~5 min quiet
+    python benchmarks/eval_throughput.py --json eval.json               # CPU, ~5 min
     python benchmarks/eval_throughput.py --device cuda --shape olmo-1b --limit 64 --json gpu.json
 """
 
@@ -290,6 +290,12 @@ def agreement(ref: dict, other: dict) -> dict[str, Any]:
     return out
 
 
+def _median_run(rounds: list[dict]) -> dict:
+    """The round with the median time (the first of the middle two for an even count)."""
+    ordered = sorted(rounds, key=lambda r: r["seconds"])
+    return ordered[(len(ordered) - 1) // 2] | {"seconds_per_round": [r["seconds"] for r in rounds]}
+
+
 def _record(entry: dict[str, Any], runs: dict[str, dict]) -> None:
     """``runs`` (keyed by engine, lm-eval's ``hf`` the reference) into a suite's entry."""
     ref = runs["hf"]
@@ -334,8 +340,12 @@ def main() -> None:
     parser.add_argument("--shape", default="smollm-135m", choices=[*sorted(SHAPES), "tiny"],
                         help="the headline model's shape")
     parser.add_argument("--dtype", default=None, help="default: float32 on CPU, bfloat16 on GPU")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU: torch threads (1 keeps a shared machine's noise down)")
     parser.add_argument("--suites", default=",".join(SUITES), help="comma-separated")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds per engine and suite, in alternating order; the median "
+                             "round is reported")
     parser.add_argument("--no-context", action="store_true",
                         help="skip the tiny-model runs (batch-1 context, amuro's overhead)")
     parser.add_argument("--naive", action="store_true",
@@ -351,9 +361,9 @@ def main() -> None:
 
     from amuro_tasks.settings import recommended_eval_kwargs
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cuda = args.device.startswith("cuda")
+    if not cuda:
+        torch.set_num_threads(args.threads)
     dtype = args.dtype or ("bfloat16" if cuda else "float32")
     batch = recommended_eval_kwargs(args.device)
     suites = {name: SUITES[name] for name in args.suites.split(",")}
@@ -374,15 +384,23 @@ def main() -> None:
             loads[engine] = time.perf_counter() - start
         refs = {}
         for suite, tasks in suites.items():  # side by side, suite by suite
-            runs = {engine: run_suite(lm, tasks, args.limit, profile=engine == "amuro-hf")
-                    for engine, lm in lms.items()}
+            rounds: dict[str, list[dict]] = {engine: [] for engine in lms}
+            for r in range(args.repeats):  # alternating order: drift hits both alike
+                for engine in (list(lms) if r % 2 == 0 else list(lms)[::-1]):
+                    rounds[engine].append(run_suite(lms[engine], tasks, args.limit,
+                                                    profile=engine == "amuro-hf"))
+            runs = {engine: _median_run(rs) for engine, rs in rounds.items()}
             refs[suite] = ref = runs["hf"]
             report["suites"][suite] = {"tasks": len(tasks), "docs": ref["docs"]}
             _record(report["suites"][suite], runs)
             a = report["suites"][suite]["amuro-hf"]
+            if args.repeats > 1:
+                a["speedup_per_round"] = [h["seconds"] / m["seconds"] for h, m in
+                                          zip(rounds["hf"], rounds["amuro-hf"], strict=True)]
             print(f"{suite:>14} ({args.shape}, {ref['docs']} docs): lm-eval at its best "
                   f"{ref['examples_per_s']:.2f} ex/s | amuro {a['examples_per_s']:.2f} ex/s | "
-                  f"**{a['speedup_vs_lm_eval_best']:.2f}x** | {a['agreement']}", flush=True)
+                  f"**{a['speedup_vs_lm_eval_best']:.2f}x** "
+                  f"{a.get('speedup_per_round', '')} | {a['agreement']}", flush=True)
         del lms
         if use_vllm:  # alone on the GPU (lm-eval's auto batch sizing saw all of it, too)
             import gc
