@@ -1,7 +1,8 @@
 """amuro's recommended evaluation settings: the fast path that ``amuro-eval`` and the study use.
 
-Measured against lm-eval's naive settings in ``benchmarks/eval_throughput.py`` (results in
-``benchmarks/README.md``); ``tests/test_eval_settings.py`` shows both give identical scores.
+Measured against lm-eval at its best (its ``hf`` model, one call, batch 16 / ``auto``) in
+``benchmarks/eval_throughput.py`` (results in ``benchmarks/README.md``);
+``tests/test_eval_settings.py`` and ``tests/test_prefix_lm.py`` show both give the same scores.
 
 * one model load for every set and format of a checkpoint (one ``simple_evaluate`` call), with a
   task manager that indexes amuro's tasks only (``include_defaults=False``: indexing lm-eval's

@@ -265,9 +265,12 @@ def _metrics(out: dict) -> dict[str, float]:
             if k in ("acc,none", "acc_norm,none", "rougeL,none", "f1,none")}
 
 
-def agreement(ref: dict, other: dict) -> dict[str, Any]:
-    """How ``other``'s predictions compare with ``ref``'s (same tasks, same documents)."""
+def agreement(ref: dict, other: dict, model_dir: Path | None = None) -> dict[str, Any]:
+    """How ``other``'s predictions compare with ``ref``'s (same tasks, same documents). With
+    ``model_dir`` (float32 runs), a greedy string that differs is checked for a near tie: the
+    smallest gap between the two best next-token logits along the document's greedy decoding."""
     worst, greedy_flags, strings, same_strings = 0.0, True, 0, 0
+    differing: list[tuple[str, int, str]] = []
     for task, samples in ref["samples"].items():
         theirs = {s["doc_id"]: s for s in other["samples"][task]}
         for sample in samples:
@@ -276,6 +279,8 @@ def agreement(ref: dict, other: dict) -> dict[str, Any]:
                 if isinstance(a, str):
                     strings += 1
                     same_strings += a == b
+                    if a != b:
+                        differing.append((task, sample["doc_id"], sample["arguments"][0][0]))
                 else:
                     worst = max(worst, abs(float(a[0]) - float(b[0])))
                     greedy_flags &= bool(a[1]) == bool(b[1])
@@ -287,7 +292,32 @@ def agreement(ref: dict, other: dict) -> dict[str, Any]:
         out["greedy_flags_equal"] = greedy_flags
     out["identical"] = (out["metrics_equal"] and same_strings == strings
                         and worst <= LL_TOLERANCE and greedy_flags)
+    if differing and model_dir is not None:
+        out["differing_strings_min_top2_logit_gap"] = {
+            f"{task}/{doc}": gap for (task, doc, _), gap in
+            zip(differing, near_tie_gaps(model_dir, [c for *_, c in differing]), strict=True)}
     return out
+
+
+def near_tie_gaps(model_dir: Path, contexts: list[str], max_new_tokens: int = 60) -> list[float]:
+    """For each context, alone (no batch, no padding, float32): the smallest gap between the two
+    highest next-token logits over ``max_new_tokens`` greedy steps. A gap near float32 rounding
+    (~1e-5 here) means two tokens tie and any change in summation order may pick either."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    gaps = []
+    for context in contexts:
+        ids = tokenizer(context, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                 output_scores=True, return_dict_in_generate=True,
+                                 pad_token_id=tokenizer.pad_token_id)
+        gaps.append(min(float(step[0].topk(2).values[0] - step[0].topk(2).values[1])
+                        for step in out.scores))
+    return gaps
 
 
 def _median_run(rounds: list[dict]) -> dict:
@@ -296,8 +326,9 @@ def _median_run(rounds: list[dict]) -> dict:
     return ordered[(len(ordered) - 1) // 2] | {"seconds_per_round": [r["seconds"] for r in rounds]}
 
 
-def _record(entry: dict[str, Any], runs: dict[str, dict]) -> None:
-    """``runs`` (keyed by engine, lm-eval's ``hf`` the reference) into a suite's entry."""
+def _record(entry: dict[str, Any], runs: dict[str, dict], model_dir: Path | None = None) -> None:
+    """``runs`` (keyed by engine, lm-eval's ``hf`` the reference) into a suite's entry
+    (``model_dir``: check differing greedy strings for near ties, see :func:`agreement`)."""
     ref = runs["hf"]
     for engine, run in runs.items():
         assert run["docs"] == ref["docs"], "every engine must score the same documents"
@@ -305,7 +336,8 @@ def _record(entry: dict[str, Any], runs: dict[str, dict]) -> None:
             entry[engine] = _public(run)
             continue
         entry[engine] = _public(run) | {"speedup_vs_lm_eval_best": ref["seconds"] / run["seconds"],
-                                        "agreement": agreement(ref["_out"], run["_out"])}
+                                        "agreement": agreement(ref["_out"], run["_out"],
+                                                               model_dir)}
 
 
 def _public(run: dict) -> dict:
@@ -395,7 +427,7 @@ def main() -> None:
             runs = {engine: _median_run(rs) for engine, rs in rounds.items()}
             refs[suite] = ref = runs["hf"]
             report["suites"][suite] = {"tasks": len(tasks), "docs": ref["docs"]}
-            _record(report["suites"][suite], runs)
+            _record(report["suites"][suite], runs, model_dir if dtype == "float32" else None)
             a = report["suites"][suite]["amuro-hf"]
             if args.repeats > 1:
                 a["speedup_per_round"] = [h["seconds"] / m["seconds"] for h, m in
@@ -445,7 +477,8 @@ def context_runs(model_dir: Path, suites: dict[str, list[str]], args: argparse.N
                  "lm_eval_best": _public(best), "amuro": _public(amuro),
                  "amuro_vs_batch1": batch1["seconds"] / amuro["seconds"],
                  "amuro_vs_lm_eval_best": best["seconds"] / amuro["seconds"],
-                 "agreement": agreement(best["_out"], amuro["_out"])}
+                 "agreement": agreement(best["_out"], amuro["_out"],
+                                        model_dir if dtype == "float32" else None)}
         if args.naive:
             naive = run_naive(model_dir, tasks, limit, args.device, dtype)
             entry["lm_eval_per_task_batch1"] = naive
