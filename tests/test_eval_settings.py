@@ -23,7 +23,6 @@ def _scores(out: dict) -> dict[str, float]:
 @pytest.mark.slow
 def test_naive_and_recommended_settings_give_identical_scores(tiny_model_dir: Path) -> None:
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
 
     naive: dict[str, float] = {}
     for task in TASKS:  # what separate lm_eval runs with batch size 1 compute
