@@ -28,6 +28,7 @@ Schema (see ``examples/demo.yaml`` and ``docs/study.md``)::
       on_invalid: error                  # or skip (per set: {name: xsum, on_invalid: skip})
     backend:
       eval: hf                           # or vllm
+      shared_prefix: true                # hf: shared prompt prefixes computed once (amuro-hf)
       device: cpu
       executor: local                    # or slurm
       ...
@@ -55,6 +56,7 @@ from amuro_tasks.prompts import FORMATS
 from amuro_tasks.scoring import SCORING_MODES
 from amuro_tasks.settings import (
     GPU_MAX_BATCH_SIZE,
+    lm_eval_model,
     recommended_eval_kwargs,
     recommended_model_args,
 )
@@ -196,6 +198,14 @@ class BackendSpec:
     job array's ``array_parallelism`` when set, else as many as the cluster schedules."""
     slurm: SlurmSpec = field(default_factory=SlurmSpec)
     trust_remote_code: bool = False
+    shared_prefix: bool = True
+    """hf backend: compute each shared prompt prefix once (lm-eval model ``amuro-hf``, identical
+    scores); false: lm-eval's own ``hf`` model."""
+
+    @property
+    def lm_eval_model(self) -> str:
+        """The lm-eval model name that runs ``eval`` (``amuro-hf`` for hf, see above)."""
+        return lm_eval_model(self.eval, self.shared_prefix)
 
     def model_args(self, pretrained: str, revision: str | None) -> dict[str, Any]:
         """lm-eval ``model_args`` (a dict: paths with commas stay intact)."""
@@ -616,7 +626,7 @@ _BATCH = re.compile(r"recommended|auto(:[1-9]\d*)?")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 _SLURM_KEYS = ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "extra")
 _BACKEND_KEYS = ("eval", "device", "batch_size", "dtype", "num_gpus", "per_device_batch_size",
-                 "executor", "workers", "slurm", "trust_remote_code")
+                 "executor", "workers", "slurm", "trust_remote_code", "shared_prefix")
 
 
 def _parse_backend(value: Any) -> BackendSpec:
@@ -646,10 +656,11 @@ def _parse_backend(value: Any) -> BackendSpec:
     for name in ("num_gpus", "per_device_batch_size", "workers"):
         if name in data:
             kwargs[name] = _int(data[name], f"backend.{name}", 1)
-    if "trust_remote_code" in data:
-        if not isinstance(data["trust_remote_code"], bool):
-            raise _err("backend.trust_remote_code", "must be true or false")
-        kwargs["trust_remote_code"] = data["trust_remote_code"]
+    for name in ("trust_remote_code", "shared_prefix"):
+        if name in data:
+            if not isinstance(data[name], bool):
+                raise _err(f"backend.{name}", "must be true or false")
+            kwargs[name] = data[name]
     if "slurm" in data:
         raw = _mapping(data["slurm"], "backend.slurm")
         _check_keys(raw, _SLURM_KEYS, "backend.slurm")

@@ -101,13 +101,16 @@ def evaluate_unit(
 
     import amuro_tasks
 
+    if backend.lm_eval_model != backend.eval:
+        import amuro_tasks.prefix_lm  # noqa: F401  (registers amuro-hf with lm-eval)
+
     metadata: dict[str, Any] = unit.lm_eval_metadata()
     # lm-eval copies model_args into the task metadata only when it builds the TaskManager
     # itself; first_token scoring reads the tokenizer from there
     metadata |= {k: v for k, v in backend.model_args(pretrained, revision).items()
                  if k in ("pretrained", "revision", "trust_remote_code")}
     out = lm_eval.simple_evaluate(
-        model=backend.eval, model_args=backend.model_args(pretrained, revision),
+        model=backend.lm_eval_model, model_args=backend.model_args(pretrained, revision),
         tasks=[t.task_name for t in unit.tasks], num_fewshot=unit.shots, limit=unit.limit,
         device=backend.device if backend.eval == "hf" else None, **backend.batch_kwargs(),
         log_samples=True,

@@ -2,7 +2,10 @@
 
 Every argument is forwarded to lm-eval unchanged and ``--include_path`` is added; for an
 evaluation run without ``--device``/``--batch_size``, amuro's recommended settings are added
-(:mod:`amuro_tasks.settings`: the best device and its batching). Sub-commands
+(:mod:`amuro_tasks.settings`: the best device and its batching), and lm-eval's ``hf`` model
+(``--model hf``, or no ``--model``) runs as ``amuro-hf``, which computes the prompt prefix that
+a task's documents share once (:mod:`amuro_tasks.prefix_lm`; same arguments, same scores; opt out
+with ``--model_args ...,shared_prefix=False``). Sub-commands
 work too: ``amuro-eval ls tasks``, ``amuro-eval validate --tasks ...``. lm-eval 0.4 takes a
 single include path on its command line, so to combine amuro's tasks with your own use the
 Python API (:func:`amuro_tasks.task_manager` accepts extra paths).
@@ -40,7 +43,9 @@ def with_recommended_settings(argv: list[str]) -> list[str]:
     """For an evaluation run, amuro's fast defaults where the user set nothing.
 
     ``--device``: CUDA when available, else CPU; the device's recommended batching (see
-    :mod:`amuro_tasks.settings`). Explicit options always win.
+    :mod:`amuro_tasks.settings`); lm-eval's ``hf`` model as ``amuro-hf`` (shared prefixes
+    computed once; ``shared_prefix=False`` in ``--model_args`` turns that off). Explicit
+    options always win.
     """
     if argv and argv[0] in ("ls", "validate"):
         return list(argv)
@@ -48,7 +53,7 @@ def with_recommended_settings(argv: list[str]) -> list[str]:
         return list(argv)             # and lm-eval lets the command line override it
     from amuro_tasks.settings import recommended_eval_kwargs
 
-    argv = list(argv)
+    argv = with_shared_prefix_model(argv)
     if not _has(argv, "--device"):
         import torch
 
@@ -62,11 +67,38 @@ def with_recommended_settings(argv: list[str]) -> list[str]:
     return argv
 
 
+def _value(argv: list[str], option: str) -> tuple[int, str] | None:
+    """Index and value of ``option`` given as ``option value`` or ``option=value``."""
+    for i, a in enumerate(argv):
+        if a == option and i + 1 < len(argv):
+            return i + 1, argv[i + 1]
+        if a.startswith(option + "="):
+            return i, a.split("=", 1)[1]
+    return None
+
+
+def with_shared_prefix_model(argv: list[str]) -> list[str]:
+    """``argv`` with lm-eval's ``hf`` model (named, or lm-eval's default) as ``amuro-hf``."""
+    from amuro_tasks.settings import SHARED_PREFIX_MODEL, lm_eval_model
+
+    argv = list(argv)
+    found = _value(argv, "--model")
+    if found is None:
+        return argv + ["--model", SHARED_PREFIX_MODEL]
+    i, name = found
+    model = lm_eval_model(name)
+    if model != name:
+        argv[i] = model if argv[i] == name else f"--model={model}"
+    return argv
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run lm-eval's CLI with amuro's tasks available and amuro's recommended settings."""
     from lm_eval.__main__ import cli_evaluate
 
     args = with_recommended_settings(with_include_path(sys.argv[1:] if argv is None else argv))
+    if "amuro-hf" in args or "--model=amuro-hf" in args:
+        import amuro_tasks.prefix_lm  # noqa: F401  (registers amuro-hf with lm-eval)
     sys.argv = ["lm_eval", *args]
     cli_evaluate()
 

@@ -1,7 +1,8 @@
 """amuro's recommended evaluation settings: the fast path that ``amuro-eval`` and the study use.
 
-Measured against lm-eval's naive settings in ``benchmarks/eval_throughput.py`` (results in
-``benchmarks/README.md``); ``tests/test_eval_settings.py`` shows both give identical scores.
+Measured against lm-eval at its best (its ``hf`` model, one call, batch 16 / ``auto``) in
+``benchmarks/eval_throughput.py`` (results in ``benchmarks/README.md``);
+``tests/test_eval_settings.py`` and ``tests/test_prefix_lm.py`` show both give the same scores.
 
 * one model load for every set and format of a checkpoint (one ``simple_evaluate`` call), with a
   task manager that indexes amuro's tasks only (``include_defaults=False``: indexing lm-eval's
@@ -13,9 +14,11 @@ Measured against lm-eval's naive settings in ``benchmarks/eval_throughput.py`` (
   hold similar lengths and little padding;
 * each set's data is loaded and validated once per process and shared by its three formats
   (``amuro_tasks.loading.load_docs`` is memoised);
-* every document of a task gets the same 4 shots (a fixed pool), so the 4-shot prefix is shared:
-  lm-eval's HF backend reuses one forward pass for the choices of a multiple-choice question
-  (``logits_cache``), and the vLLM backend reuses the shared prefix with
+* every document of a task gets the same 4 shots (a fixed pool), so the 4-shot prefix, about four
+  fifths of each prompt, is shared: on the hf backend amuro runs lm-eval's ``hf`` model as
+  ``amuro-hf`` (:mod:`amuro_tasks.prefix_lm`, :func:`lm_eval_model`), which computes each shared
+  prefix once for ``loglikelihood`` and greedy ``generate_until`` (identical scores; opt out
+  with the model argument ``shared_prefix=False``); the vLLM backend reuses it with
   ``enable_prefix_caching=True`` (added to its model args by :func:`recommended_model_args`).
 """
 
@@ -25,6 +28,11 @@ from typing import Any
 
 CPU_BATCH_SIZE = 16
 GPU_MAX_BATCH_SIZE = 256
+SHARED_PREFIX_MODEL = "amuro-hf"
+"""lm-eval model name of :class:`amuro_tasks.prefix_lm.SharedPrefixHFLM` (registered when that
+module is imported); it takes every argument of lm-eval's ``hf`` model."""
+HF_MODEL_NAMES = ("hf", "hf-auto", "huggingface")
+"""lm-eval's names for its ``hf`` model."""
 
 
 def device_kind(device: str | None) -> str:
@@ -42,3 +50,10 @@ def recommended_eval_kwargs(device: str | None = None) -> dict[str, Any]:
 def recommended_model_args(backend: str) -> dict[str, Any]:
     """Extra model arguments per lm-eval backend (``hf`` needs none; ``vllm`` caches prefixes)."""
     return {"enable_prefix_caching": True} if backend == "vllm" else {}
+
+
+def lm_eval_model(backend: str, shared_prefix: bool = True) -> str:
+    """The lm-eval model that runs amuro's ``backend``: the hf backend as ``amuro-hf`` (shared
+    prefixes computed once) unless ``shared_prefix`` is false; any other backend as itself.
+    Importing :mod:`amuro_tasks.prefix_lm` registers ``amuro-hf`` with lm-eval."""
+    return SHARED_PREFIX_MODEL if shared_prefix and backend in HF_MODEL_NAMES else backend

@@ -121,6 +121,7 @@ def test_eval_sets_auto_covers_id_ood_and_cross_task() -> None:
     ("finetune.max_steps", 0, "finetune.max_steps"),
     ("backend.executor", "kubernetes", "backend.executor"),
     ("backend.eval", "vllm", "backend.eval"),
+    ("backend.shared_prefix", "yes", "backend.shared_prefix"),
     ("backend.slurm", {"partitoin": "gpu"}, "backend.slurm.partitoin"),
     ("steps", [1000], "steps"),
     ("modle", "x", "modle"),
@@ -213,6 +214,15 @@ def test_evaluation_precision_is_part_of_a_units_identity() -> None:
     c = build_plan(parse_config(with_(HUB, "backend", {"batch_size": 32})))
     evals = [{u.uid for u in p.base_evals} for p in (a, b, c)]
     assert evals[0].isdisjoint(evals[1]) and evals[0] == evals[2]
+
+
+def test_shared_prefix_scoring_is_the_hf_default_and_not_an_identity() -> None:
+    """The hf backend runs as lm-eval model amuro-hf (same scores as hf, tested in
+    test_prefix_lm.py), so turning it off reuses the same results."""
+    on, off = parse_config(HUB), parse_config(with_(HUB, "backend", {"shared_prefix": False}))
+    assert (on.backend.lm_eval_model, off.backend.lm_eval_model) == ("amuro-hf", "hf")
+    assert ({u.uid for u in build_plan(on).base_evals}
+            == {u.uid for u in build_plan(off).base_evals})
 
 
 def test_cost_estimate_counts_the_instruction_suite_and_says_what_it_cannot() -> None:
