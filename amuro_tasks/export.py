@@ -80,7 +80,9 @@ def _task(spec: DatasetSpec, fmt: str, source: DataSource) -> dict[str, Any]:
         "tag": task_tags(spec, fmt),
         **source.yaml_keys(),
         "process_docs": Function(f"utils.eval_docs_{spec.name}"),
-        "fewshot_config": {**fewshot_config(family.scoring),
+        # stock lm-eval's first_n: the plugin's shots by default (amuro_shots=fixed); the
+        # per-document mode needs amuro's sampler, which a folder for upstream cannot register
+        "fewshot_config": {**fewshot_config(family.scoring, "first_n"),
                            "process_docs": Function(f"utils.shots_{spec.name}")},
     }
     if family.default_shots:

@@ -30,7 +30,10 @@ from amuro_tasks.loading import (
 from amuro_tasks.metrics import rouge_l
 from amuro_tasks.prompts import render_prompt
 from amuro_tasks.scoring import SCORING_MODES, first_token_choices, tokenizer_from_metadata
+from amuro_tasks.shots import DEFAULT_SHOT_MODE, MODE_FIELD, register, shot_mode
 from amuro_tasks.specs import SPECS, get_spec
+
+register()  # the YAMLs' ``fewshot_config.sampler: amuro`` (amuro_tasks.shots)
 
 METADATA_KEYS = {
     "amuro_set": "evaluation set (set by the task YAML)",
@@ -38,6 +41,8 @@ METADATA_KEYS = {
     "amuro_scoring": "classification scoring: choice (default) or first_token (the paper's)",
     "amuro_fewshot_seed": f"seed of the few-shot pool (default {DEFAULT_FEWSHOT_SEED})",
     "amuro_fewshot_pool_size": f"rows in the few-shot pool (default {FEWSHOT_POOL_SIZE})",
+    "amuro_shots": f"{DEFAULT_SHOT_MODE} (default: the pool's first rows for every document) or "
+                   "per_document (a seeded draw from the pool for each document)",
     "amuro_on_invalid": "error (default) or skip rows that fail validation; or a mapping "
                         "set -> error|skip (sets not named: error)",
     "amuro_split": "which split is scored: paper (default; the paper's) or upstream (lm-eval's)",
@@ -91,6 +96,7 @@ def load_amuro_set(amuro_set: str, **metadata: Any) -> datasets.DatasetDict:
             f"unknown metadata key(s) {unknown} for task set {amuro_set!r}; known: "
             + ", ".join(f"{k} ({v})" for k, v in METADATA_KEYS.items())
         )
+    shots = shot_mode(metadata.get("amuro_shots"))
     options = LoadOptions(
         source=data_source(metadata.get("amuro_data")),
         fewshot_seed=int(metadata.get("amuro_fewshot_seed", DEFAULT_FEWSHOT_SEED)),
@@ -103,6 +109,10 @@ def load_amuro_set(amuro_set: str, **metadata: Any) -> datasets.DatasetDict:
     for source in read.get("sources", []):  # lm-eval's results cannot carry it: log it
         log.info("%s: split %s read from %s %s (commit %s)", amuro_set, source["split"],
                  source["source"], source["location"], source["commit"] or "-")
+    if shots != DEFAULT_SHOT_MODE:  # the sampler reads the mode from the pool's rows
+        pool = docs["fewshot"]
+        docs = datasets.DatasetDict(eval=docs["eval"],
+                                    fewshot=pool.add_column(MODE_FIELD, [shots] * len(pool)))
     scoring = str(metadata.get("amuro_scoring", "choice"))
     if scoring not in SCORING_MODES:
         raise AmuroConfigError(f"amuro_scoring must be one of {SCORING_MODES}, got {scoring!r}")

@@ -25,6 +25,7 @@ import yaml
 from amuro_tasks.families import FAMILIES
 from amuro_tasks.family import FORMATS, DatasetSpec, Family, Kind
 from amuro_tasks.prompts import TARGET_DELIMITER
+from amuro_tasks.shots import SAMPLER_NAME
 from amuro_tasks.tasks import task_name, task_tags
 
 __all__ = ["YAML_DIR", "Function", "dump_yaml", "render_all", "scoring_config", "task_name",
@@ -75,10 +76,12 @@ def dump_yaml(data: dict[str, Any], header: str = "") -> str:
     return "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines()) + body
 
 
-def fewshot_config(kind: Kind) -> dict[str, Any]:
-    """The fixed shot pool, shown in order (``first_n``); a choice shot ends with its answer's
-    text (``target``), not its index."""
-    config: dict[str, Any] = {"sampler": "first_n"}
+def fewshot_config(kind: Kind, sampler: str = SAMPLER_NAME) -> dict[str, Any]:
+    """How shots are shown: by amuro's sampler (:mod:`amuro_tasks.shots`: the pool's first rows,
+    in order, unless ``amuro_shots=per_document``), or by an lm-eval ``sampler`` (the upstream
+    export: ``first_n``); a choice shot ends with its answer's text (``target``), not its
+    index."""
+    config: dict[str, Any] = {"sampler": sampler}
     if kind.output_type == "multiple_choice":
         config["doc_to_target"] = "target"
     return config

@@ -266,7 +266,7 @@ def test_readme_follows_the_upstream_template(hub_export: Path) -> None:
     for task in EXPORTED:
         assert f"`{task}`" in readme, task
     assert README_LINE in readme and README_LINE.startswith("| [amuro](amuro/README.md) |")
-    for feature in ("first_token", "AMURO_DATA", "FEWSHOT_SEED"):
+    for feature in ("first_token", "AMURO_DATA", "FEWSHOT_SEED", "per_document", "first_n"):
         assert feature in readme, feature
 
 

@@ -182,6 +182,11 @@ def readme(sources: dict[str, DataSource]) -> str:
         "sub-token, which needs the model's tokenizer while the data is built, and a task "
         "folder cannot see it. Every exported classification task scores lm-eval's standard "
         "`choice` (whole-label log-likelihood). amuro's own plugin offers both.",
+        "* Per-document shots: the export has fixed shots only (`first_n`, amuro's default "
+        "protocol and the paper's). amuro's plugin can also draw a seeded shot set per "
+        "document from the same pool (`--metadata '{\"amuro_shots\": \"per_document\"}'`), "
+        "which needs amuro's own lm-eval sampler; a folder for stock lm-eval cannot register "
+        "one.",
         "* amuro's data switch (`AMURO_DATA`: Hub, its synthetic fixtures or a local mirror) "
         "and its `--metadata` options (shot seed, pool size, skipping invalid rows) are not "
         "exported: the YAMLs read the Hub (`HF_ENDPOINT` or a local `dataset_path` serve a "
