@@ -119,9 +119,12 @@ def select(
     seeds = keyed.groupby(_RUN, sort=False)["seed"].transform(lambda s: s.nunique(dropna=False))
     bad = (counts > 1) & (seeds < counts)
     if bad.any():
+        several_sets = "fewshot_seed" in out.columns and out["fewshot_seed"].nunique() > 1
         raise ValueError(
-            "several rows for one run (pass learning_rates= or filter first):\n"
-            + out.loc[bad.values, _RUN].to_string()
+            "several rows for one run (pass learning_rates= or filter first"
+            + ("; several shot sets: keep one with amuro_study.shot_analysis."
+               "only_primary_shot_set, or use select_shot_sets" if several_sets else "")
+            + "):\n" + out.loc[bad.values, _RUN].to_string()
         )
     return _average_seeds(out)
 
@@ -207,13 +210,13 @@ def performance_table(df: pd.DataFrame) -> pd.DataFrame:
     """Tidy performance vs step: one row per (eval_set, format, variant, checkpoint).
 
     ``variant`` is ``base`` or the fine-tuning task. Columns: eval_set, format, shots, metric,
-    variant, finetune, step, revision, checkpoint, value, stderr (+ ``ci_low``/``ci_high`` and
-    ``defect`` when present).
+    variant, finetune, step, revision, checkpoint, value, stderr (+ ``ci_low``/``ci_high``,
+    ``defect`` and ``collapsed`` when present).
     Sorted by eval set, format, variant (base first), step.
     """
     cols = ["eval_set", "format", "shots", "metric", "finetune", "step", "revision", "value",
             "stderr"]
-    cols += [c for c in ("ci_low", "ci_high", "defect") if c in df.columns]
+    cols += [c for c in ("ci_low", "ci_high", "defect", "collapsed") if c in df.columns]
     out = _with_label(df[cols])
     out.insert(4, "variant", out["finetune"].fillna("base"))
     out["_b"] = out["variant"] != "base"

@@ -23,6 +23,8 @@ Schema (see ``examples/demo.yaml`` and ``docs/study.md``)::
       sets: auto                         # or a list; an item may be {name: xsum, formats: [...]}
       formats: [default, instruct, io]
       shots: [4]
+      fewshot_seeds: [1234]              # shot sets: each seed draws another pool (k > 0 shots)
+      shot_sampling: fixed               # or per_document, or [fixed, per_document]
       limit: null
       splits: paper                      # or upstream (lm-eval's): which split of each set
       on_invalid: error                  # or skip (per set: {name: xsum, on_invalid: skip})
@@ -52,6 +54,7 @@ from amuro_sft.tasks import TULU, eval_sets, is_known_task, trainable_tasks  # n
 from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
 from amuro_tasks.family import DEFAULT_PROTOCOL, PROTOCOLS
+from amuro_tasks.loading import DEFAULT_FEWSHOT_SEED
 from amuro_tasks.prompts import FORMATS
 from amuro_tasks.scoring import SCORING_MODES
 from amuro_tasks.settings import (
@@ -60,6 +63,7 @@ from amuro_tasks.settings import (
     recommended_eval_kwargs,
     recommended_model_args,
 )
+from amuro_tasks.shots import DEFAULT_SHOT_MODE, SHOT_MODES
 from amuro_tasks.specs import SPECS
 
 if TYPE_CHECKING:
@@ -161,6 +165,12 @@ class EvalSpec:
     splits: str = DEFAULT_PROTOCOL
     """Split protocol: ``paper`` (the split the paper scored, where labelled) or ``upstream``
     (lm-eval's); see ``docs/data.md``."""
+    fewshot_seeds: tuple[int, ...] = (DEFAULT_FEWSHOT_SEED,)
+    """Shot sets: each seed shuffles the shot split into another pool (``amuro_fewshot_seed``),
+    so every k-shot evaluation is run once per seed; 0-shot ones once."""
+    shot_sampling: tuple[str, ...] = (DEFAULT_SHOT_MODE,)
+    """``fixed`` (one shot set for every document, the paper's) and/or ``per_document`` (a
+    seeded draw from the pool for each document): ``amuro_shots``, see ``amuro_tasks.shots``."""
 
     @property
     def skip_invalid(self) -> tuple[str, ...]:
@@ -572,8 +582,8 @@ def auto_eval_sets(tasks: Sequence[str]) -> list[str]:
 
 def _parse_eval(value: Any, finetune: FinetuneSpec) -> EvalSpec:
     data = _mapping(value, "eval")
-    _check_keys(data, ("sets", "formats", "shots", "limit", "scoring", "splits", "on_invalid"),
-                "eval")
+    _check_keys(data, ("sets", "formats", "shots", "fewshot_seeds", "shot_sampling", "limit",
+                       "scoring", "splits", "on_invalid"), "eval")
     formats = _parse_formats(data.get("formats", ["default"]), "eval.formats")
     on_invalid = _choice(data.get("on_invalid", "error"), "eval.on_invalid", ON_INVALID)
     raw_sets = data.get("sets", "auto")
@@ -606,6 +616,15 @@ def _parse_eval(value: Any, finetune: FinetuneSpec) -> EvalSpec:
     shots = tuple(_int(s, f"eval.shots[{i}]", 0)
                   for i, s in enumerate(_list(data.get("shots", [4]), "eval.shots")))
     _unique(shots, "eval.shots")
+    seeds = tuple(_int(s, f"eval.fewshot_seeds[{i}]", 0) for i, s in enumerate(
+        _list(data.get("fewshot_seeds", [DEFAULT_FEWSHOT_SEED]), "eval.fewshot_seeds")))
+    _unique(seeds, "eval.fewshot_seeds")
+    sampling_raw = data.get("shot_sampling", [DEFAULT_SHOT_MODE])
+    if isinstance(sampling_raw, str):
+        sampling_raw = [sampling_raw]
+    sampling = tuple(_choice(m, f"eval.shot_sampling[{i}]", SHOT_MODES)
+                     for i, m in enumerate(_list(sampling_raw, "eval.shot_sampling")))
+    _unique(sampling, "eval.shot_sampling")
     limit = data.get("limit")
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, (int, float)):
@@ -618,7 +637,7 @@ def _parse_eval(value: Any, finetune: FinetuneSpec) -> EvalSpec:
             raise _err("eval.limit", f"must be >= 1, got {limit}")
     scoring = _choice(data.get("scoring", "choice"), "eval.scoring", SCORING_MODES)
     splits = _choice(data.get("splits", DEFAULT_PROTOCOL), "eval.splits", PROTOCOLS)
-    return EvalSpec(tuple(sets), shots, limit, scoring, splits)
+    return EvalSpec(tuple(sets), shots, limit, scoring, splits, seeds, sampling)
 
 
 _DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")

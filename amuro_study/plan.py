@@ -2,7 +2,8 @@
 
 Three kinds of unit (plus the demo's pre-training):
 
-* :class:`EvalUnit` of a *base* checkpoint: every evaluation set x format at one shot count, in
+* :class:`EvalUnit` of a *base* checkpoint: every evaluation set x format at one shot count and
+  one shot set (``eval.fewshot_seeds`` x ``eval.shot_sampling``; 0-shot units have none), in
   one ``lm_eval.simple_evaluate`` call (one model load). Its identity does not mention any
   fine-tune, so a base evaluation is computed once and reused by every comparison.
 * :class:`FinetuneUnit`: one checkpoint x recipe (task, learning rate, ...), run by
@@ -27,6 +28,8 @@ from typing import Any
 
 from amuro_study.config import PretrainSpec, RevisionSpec, StudyConfig, resolve_steps
 from amuro_tasks.family import DEFAULT_PROTOCOL
+from amuro_tasks.loading import DEFAULT_FEWSHOT_SEED
+from amuro_tasks.shots import DEFAULT_SHOT_MODE
 from amuro_tasks.specs import get_spec
 
 
@@ -199,12 +202,26 @@ class EvalUnit:
     """Split protocol (``paper`` or ``upstream``): which split of each set is scored."""
     skip_invalid: tuple[str, ...] = ()
     """Sets whose invalid rows are skipped (and counted) instead of stopping the set."""
+    fewshot_seed: int | None = DEFAULT_FEWSHOT_SEED
+    """The shot set: seed of the shot pool (``amuro_fewshot_seed``) and, with per-document
+    shots, of lm-eval's draws; ``None`` for 0-shot units (no shots, no shot set)."""
+    shot_sampling: str | None = DEFAULT_SHOT_MODE
+    """``fixed`` or ``per_document`` (``amuro_shots``); ``None`` for 0-shot units."""
     kind: str = field(default="eval", init=False)
 
     @property
     def uid(self) -> str:
-        """Stable id: hash of the typed identity (the fine-tune's full identity included)."""
-        return _uid(self.kind, asdict(self))
+        """Stable id: hash of the typed identity (the fine-tune's full identity included).
+
+        The shot set enters the hash only where it differs from what every unit had before it
+        was an axis (seed 1234, fixed shots; or no shot set at 0 shots), so those units keep
+        their ids, and their finished results, in existing study folders."""
+        identity = asdict(self)
+        for name, unchanged in (("fewshot_seed", (None, DEFAULT_FEWSHOT_SEED)),
+                                ("shot_sampling", (None, DEFAULT_SHOT_MODE))):
+            if identity[name] in unchanged:
+                del identity[name]
+        return _uid(self.kind, identity)
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -223,15 +240,31 @@ class EvalUnit:
         what = (self.checkpoint.label if self.finetune is None
                 else f"{self.checkpoint.label}+{self.finetune.task}"
                      f"(lr {self.finetune.learning_rate:g})")
-        return f"eval {what}: {len(self.tasks)} tasks, {self.shots}-shot, {self.splits} splits"
+        shot_set = ""
+        if self.fewshot_seed is not None:
+            shot_set = f" (shot set {self.fewshot_seed}" + (
+                ", per document)" if self.shot_sampling == "per_document" else ")")
+        return (f"eval {what}: {len(self.tasks)} tasks, {self.shots}-shot{shot_set}, "
+                f"{self.splits} splits")
 
     def lm_eval_metadata(self) -> dict[str, Any]:
-        """The ``amuro_*`` ``--metadata`` of this unit's lm-eval call (``amuro_tasks.harness``)."""
+        """The ``amuro_*`` ``--metadata`` of this unit's lm-eval call (``amuro_tasks.harness``);
+        the shot set's keys only where they differ from the plugin's defaults."""
         metadata: dict[str, Any] = {"amuro_data": self.data, "amuro_scoring": self.scoring,
                                     "amuro_split": self.splits}
         if self.skip_invalid:
             metadata["amuro_on_invalid"] = dict.fromkeys(self.skip_invalid, "skip")
+        if self.fewshot_seed not in (None, DEFAULT_FEWSHOT_SEED):
+            metadata["amuro_fewshot_seed"] = self.fewshot_seed
+        if self.shot_sampling not in (None, DEFAULT_SHOT_MODE):
+            metadata["amuro_shots"] = self.shot_sampling
         return metadata
+
+    @property
+    def fewshot_random_seed(self) -> int:
+        """lm-eval's few-shot seed for this unit's call: the shot set's seed (it seeds the
+        per-document draws; fixed shots do not use it), lm-eval's default at 0 shots."""
+        return DEFAULT_FEWSHOT_SEED if self.fewshot_seed is None else self.fewshot_seed
 
     def identity(self) -> dict[str, Any]:
         """The JSON identity."""
@@ -324,10 +357,17 @@ def build_plan(config: StudyConfig, *, refs: list[str] | None = None) -> Plan:
     tasks = tuple(EvalTask(s.name, f) for s in config.eval.sets for f in s.formats)
     ev = config.eval
 
+    # one unit per shot count and shot set; a 0-shot unit shows no shots, so it has no shot set
+    shot_sets = [(shots, seed, sampling) for shots in ev.shots
+                 for sampling, seed in ([(None, None)] if shots == 0 else
+                                        [(m, s) for m in ev.shot_sampling
+                                         for s in ev.fewshot_seeds])]
+
     def evals(ckpt: Checkpoint, finetune: FinetuneUnit | None) -> list[EvalUnit]:
         return [EvalUnit(ckpt, finetune, tasks, shots, ev.limit, ev.scoring, config.data,
-                         config.backend.eval, config.backend.dtype, ev.splits, ev.skip_invalid)
-                for shots in ev.shots]
+                         config.backend.eval, config.backend.dtype, ev.splits, ev.skip_invalid,
+                         seed, sampling)
+                for shots, seed, sampling in shot_sets]
 
     base_evals = [u for c in checkpoints for u in evals(c, None)] if tasks else []
     finetuned_evals = [u for f in finetunes for u in evals(f.base, f)] if tasks else []

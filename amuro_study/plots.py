@@ -6,6 +6,12 @@
 * :func:`figure_formats` (Fig. 5/13): a grid, one panel per evaluation set, one line per
   (variant, prompt format).
 * :func:`figure_ood` (Fig. 7): mean out-of-domain change ratio per fine-tuning task.
+* :func:`figure_shot_sets` (amuro's, beside Fig. 5; only for studies with several shot sets or
+  0-shot and k-shot scores): one panel per evaluation set, each shot set's score, their mean
+  and range, and the 0-shot score, over the pre-training checkpoints.
+
+Points of a model that gives one label to nearly every document (label collapse,
+:mod:`amuro_study.shot_analysis`) are marked with a red cross on the performance figure.
 
 Every figure uses the same colour for the same variant (:func:`variant_colors`: fixed for the
 paper's fine-tuning tasks, so ``mnli`` is the same blue in every study) and the same step axis
@@ -33,13 +39,16 @@ from matplotlib.patches import Patch  # noqa: E402
 from amuro_study import analysis as an  # noqa: E402
 from amuro_study.records import atomic_write_bytes  # noqa: E402
 
-#: The paper's figures' file names (under ``plots/``), one per reproduced figure.
+#: The figures' file names (under ``plots/``): one per reproduced paper figure, and amuro's own.
 FIGURE_FILES = {
     "performance": "figure2_performance.png",
     "gain_by_group": "figure4_gain_by_group.png",
     "formats": "figure5_formats.png",
     "ood": "figure7_ood.png",
+    "shots": "shot_sensitivity.png",  # not a paper figure: shot sets and counts (issue 14)
 }
+COLLAPSE_COLOR = "#d62728"
+SAMPLING_STYLES = {"fixed": "-", "per_document": "-."}
 BASE_COLOR = "#3a3a3a"
 #: Fig. 4's colours in the paper: mandarin orange (pre-training group), sage green (fine-tuning).
 GROUP_COLORS = {an.PRETRAINING_GROUP: "#e8833a", an.FINETUNING_GROUP: "#8fae7e"}
@@ -181,6 +190,7 @@ def figure_performance(perf: pd.DataFrame, axis: StepAxis, path: Path) -> str:
     markers = variant_markers(part["variant"].unique())
     fig, axes = _grid(len(sets), ncols=3)
     band_sources: set[str] = set()
+    collapsed = False
     for ax, eval_set in zip(axes.flat, sets, strict=False):
         d_set = part[part["eval_set"] == eval_set]
         variants = ["base"] + sorted(set(d_set["variant"]) - {"base"})
@@ -198,6 +208,11 @@ def figure_performance(perf: pd.DataFrame, axis: StepAxis, path: Path) -> str:
                             linewidth=1, linestyle="none")
             elif lo is not None:
                 ax.fill_between(x, lo, hi, color=colors[v], alpha=0.18, linewidth=0)
+            if "collapsed" in d.columns and d["collapsed"].fillna(False).astype(bool).any():
+                hit = d["collapsed"].fillna(False).astype(bool).to_numpy()
+                ax.scatter(np.asarray(x)[hit], y[hit], marker="x", s=46, linewidths=1.8,
+                           color=COLLAPSE_COLOR, zorder=5)
+                collapsed = True
         title = eval_set + (" *" if "defect" in d_set.columns and d_set["defect"].notna().any()
                             else "")
         ax.set_title(title, fontsize=9)
@@ -212,6 +227,10 @@ def figure_performance(perf: pd.DataFrame, axis: StepAxis, path: Path) -> str:
                 for v in sorted(set(part["variant"]) - {"base"})]
     if band_sources:
         handles.append(Patch(color="0.6", alpha=0.4, label="95% CI"))
+    if collapsed:
+        handles.append(Line2D([], [], color=COLLAPSE_COLOR, marker="x", linestyle="none",
+                              markersize=7, markeredgewidth=1.8,
+                              label="label collapse (one label for ≥ 95% of documents)"))
     fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 4),
                fontsize=8, frameon=False)
     _save(fig, path)
@@ -332,4 +351,67 @@ def figure_ood(ood: pd.DataFrame, path: Path) -> None:
     if any(defective):
         ax.set_title("* includes a defective OOD set", fontsize=8)
     _style_panel(ax)
+    _save(fig, path)
+
+
+def figure_shot_sets(d: pd.DataFrame, axis: StepAxis, path: Path) -> None:
+    """Shot sensitivity: one panel per evaluation set (one prompt format: ``default`` where
+    scored); colour = variant; per k-shot count and sampling (solid: fixed, dash-dot: per
+    document) a dot per shot set, a line through their mean and a bar over their range; the
+    0-shot score dotted.
+
+    ``d``: :func:`amuro_study.shot_analysis.select_shot_sets` (one row per run and shot set).
+    """
+    from amuro_tasks.shots import DEFAULT_SHOT_MODE
+
+    d = d.copy()
+    d["variant"] = d["finetune"].fillna("base")
+    d["shot_sampling"] = d["shot_sampling"].fillna(DEFAULT_SHOT_MODE)
+    d = an._with_label(d)
+    d = d[d["checkpoint"].isin(list(axis.position))]
+    sets = _set_order(d["eval_set"].unique())
+    colors = variant_colors(d["variant"].unique())
+    fig, axes = _grid(len(sets), ncols=3)
+    shown: set[tuple[int, str]] = set()
+    zero = False
+    for ax, eval_set in zip(axes.flat, sets, strict=False):
+        part = d[d["eval_set"] == eval_set]
+        formats = list(part["format"].unique())
+        fmt = "default" if "default" in formats else sorted(formats)[0]
+        part = part[part["format"] == fmt]
+        for v in ["base", *sorted(set(part["variant"]) - {"base"})]:
+            pv = part[part["variant"] == v]
+            for (shots, mode), g in pv.groupby([pv["shots"].astype(int), "shot_sampling"]):
+                stats = g.groupby("checkpoint")["value"].agg(["mean", "min", "max"])
+                stats = stats.loc[[c for c in axis.position if c in stats.index]]
+                x = np.array([axis.position[c] for c in stats.index])
+                if shots == 0:
+                    zero = True
+                    ax.plot(x, stats["mean"], color=colors[v], linestyle=":", marker="x",
+                            markersize=4, linewidth=1.2)
+                    continue
+                shown.add((int(shots), str(mode)))
+                ax.plot(x, stats["mean"], color=colors[v], linestyle=SAMPLING_STYLES.get(
+                    mode, "-"), linewidth=1.4)
+                ax.vlines(x, stats["min"], stats["max"], color=colors[v], linewidth=2.2,
+                          alpha=0.35)
+                ax.scatter([axis.position[c] for c in g["checkpoint"]], g["value"], s=9,
+                           color=colors[v], zorder=3)
+        ax.set_title(f"{eval_set} ({fmt})", fontsize=9)
+        ax.set_ylabel(str(part["metric"].iloc[0]) if len(part) else "", fontsize=8)
+        axis.apply(ax, rotate=not axis.to_scale and len(axis.ticks) > 5)
+        _style_panel(ax)
+    fig.supxlabel(axis.title, fontsize=9)
+    variants = ["base", *sorted(set(d["variant"]) - {"base"})]
+    handles = [Line2D([], [], color=colors[v], linewidth=3,
+                      label="base" if v == "base" else f"fine-tuned: {v}")
+               for v in variants if v in set(d["variant"])]
+    handles += [Line2D([], [], color="0.3", linestyle=SAMPLING_STYLES.get(m, "-"), marker="o",
+                       markersize=3, label=f"{k}-shot, {m.replace('_', ' ')} shots: shot sets "
+                       "(dots), mean, range") for k, m in sorted(shown)]
+    if zero:
+        handles.append(Line2D([], [], color="0.3", linestyle=":", marker="x", markersize=4,
+                              label="0-shot"))
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 3),
+               fontsize=8, frameon=False)
     _save(fig, path)

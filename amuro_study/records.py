@@ -24,6 +24,11 @@ Field meanings
 ``value`` / ``stderr`` / ``samples_path``
     The score, its standard error if known, and the lm-eval per-sample ``.jsonl`` file (for
     bootstrap confidence intervals) if one was kept.
+``fewshot_seed`` / ``shot_sampling``
+    The shot set of a k-shot score: the seed of its shot pool (``amuro_fewshot_seed``; the
+    study's ``eval.fewshot_seeds``) and ``fixed`` (one set for every document) or
+    ``per_document`` (``amuro_shots``). ``None`` at 0 shots, for records that predate them and
+    for the paper's release (one fixed set, seed unknown).
 ``protocol`` / ``split`` / ``data_commit``
     Which split protocol the study used (``paper`` or ``upstream``, ``amuro_tasks.family``), the
     split(s) of the set it meant (``validation``; LLMBar's several as ``+``-joined names), and
@@ -47,6 +52,7 @@ import pandas as pd
 # amuro_sft; re-exported here for the report and the store
 from amuro_sft.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401
 from amuro_tasks.family import FORMATS  # the three prompt formats (paper, Table 3)
+from amuro_tasks.shots import SHOT_MODES  # fixed, per_document
 
 #: Step the paper's release assigns to the final (``main``) checkpoint when computing slopes.
 PAPER_MAIN_STEP = 750_000
@@ -69,6 +75,8 @@ class ResultRecord:
     eval_set: str
     format: str = "default"
     shots: int | None = None
+    fewshot_seed: int | None = None
+    shot_sampling: str | None = None
     metric: str
     value: float
     stderr: float | None = None
@@ -92,6 +100,9 @@ class ResultRecord:
             raise ValueError(f"ResultRecord.step must be >= 0, got {self.step}")
         if self.shots is not None and self.shots < 0:
             raise ValueError(f"ResultRecord.shots must be >= 0, got {self.shots}")
+        if self.shot_sampling is not None and self.shot_sampling not in SHOT_MODES:
+            raise ValueError(f"ResultRecord.shot_sampling must be one of {SHOT_MODES}, got "
+                             f"{self.shot_sampling!r}")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -119,7 +130,7 @@ class ResultRecord:
 
 #: DataFrame columns made by :func:`to_frame`, in field order.
 RECORD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRecord))
-_INT_FIELDS = ("step", "epochs", "seed", "shots")
+_INT_FIELDS = ("step", "epochs", "seed", "shots", "fewshot_seed")
 _FLOAT_FIELDS = ("learning_rate", "value", "stderr")
 
 

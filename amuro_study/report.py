@@ -9,6 +9,12 @@ sections (:mod:`amuro_study.report_doc` writes both formats from the same conten
 are drawn by :mod:`amuro_study.plots`). Where a row has ``samples_path`` (lm-eval per-sample
 ``.jsonl``), its 95% percentile-bootstrap CI is added to the performance table and drawn as a
 band, and the base-vs-fine-tuned gain gets a paired bootstrap CI.
+
+Studies with several shot sets (``eval.fewshot_seeds``, ``eval.shot_sampling``) or with 0-shot
+and k-shot scores also get a shot-sensitivity section (:mod:`amuro_study.shot_analysis`); the
+paper's analyses then use one shot set (:func:`~amuro_study.shot_analysis.primary_shot_set`).
+Wherever per-sample files of classification sets exist, the label-collapse section says which
+models give one label to nearly every document, marked on the performance figure too.
 """
 
 from __future__ import annotations
@@ -26,8 +32,18 @@ import pandas as pd
 
 from amuro_study import analysis as an
 from amuro_study import plots
+from amuro_study import shot_analysis as sa
 from amuro_study.records import atomic_write_text
-from amuro_study.report_doc import Card, Document, Section, fmt, link, md_table, md_text
+from amuro_study.report_doc import (
+    Card,
+    Document,
+    Section,
+    anchor,
+    fmt,
+    link,
+    md_table,
+    md_text,
+)
 from amuro_tasks.suite import INSTRUCT_SUITE
 
 _METRIC_OF_SAMPLES = {"rougeL": "rougeL", "acc": "acc"}
@@ -40,6 +56,8 @@ DICHOTOMY = "Dichotomy detected from the base models"
 MRC = "Cross-task change: MRC (section 6.2)"
 OOD = "Figure 7: out-of-domain change"
 FORMATS = "Figure 5: prompt formats"
+SHOTS = "Shot sensitivity: shot sets and shot counts"
+COLLAPSE = "Label collapse"
 TABLES = "All tables"
 
 
@@ -159,7 +177,8 @@ def build_report(
     (out / "plots").mkdir(parents=True, exist_ok=True)
     r = _Report(df, out, shots, learning_rates, release_quirks)
     doc = Document(title, lead=r.lead(notes))
-    for step in (r.performance, r.gain_ci, r.table5, r.dichotomy, r.mrc, r.ood, r.formats):
+    for step in (r.performance, r.gain_ci, r.table5, r.dichotomy, r.mrc, r.ood, r.formats,
+                 r.shot_sensitivity, r.label_collapse):
         step(doc)
     if not doc.cards:  # e.g. a base-only study: its headline is the base models' scores
         r.base_card(doc)
@@ -178,9 +197,14 @@ class _Report:
     def __init__(self, df: pd.DataFrame, out: Path, shots: int | None,
                  learning_rates: Mapping[str, float] | None, release_quirks: bool) -> None:
         self.df, self.out, self.shots, self.release_quirks = df, out, shots, release_quirks
+        self.learning_rates = learning_rates
         self.tables = _Tables(out)
-        self.d = an.select(df, shots=shots, formats=("default",), learning_rates=learning_rates)
-        self.d_all = an.select(df, shots=shots, formats=None, learning_rates=learning_rates)
+        self.shot_set = sa.primary_shot_set(df)
+        one_set = sa.only_primary_shot_set(df)  # the paper's analyses: one shot set
+        self.d = an.select(one_set, shots=shots, formats=("default",),
+                           learning_rates=learning_rates)
+        self.d_all = an.select(one_set, shots=shots, formats=None, learning_rates=learning_rates)
+        self.collapse = sa.label_collapse(df)
         self.order = an.checkpoints(self.d)["checkpoint"].tolist()
         self.axis = plots.StepAxis.from_checkpoints(an.checkpoints(self.d_all))
         self.has_samples = bool(self.d["samples_path"].notna().any())
@@ -223,6 +247,13 @@ class _Report:
             + (" CIs of single scores and in-domain gains: bootstrap over the per-sample files."
                if self.has_samples else ""),
         ]
+        sets = sa.shot_sets(self.df)
+        if len(sets) > 1:
+            seed, mode = self.shot_set
+            items.append(
+                f"**Shot sets** {len(sets)} ({', '.join(_shot_set_name(s, m) for s, m in sets)})"
+                f": the analyses above the shot section use {_shot_set_name(seed, mode)}; "
+                f"{link(SHOTS, '#' + anchor(SHOTS))} compares them all.")
         if "defect" in self.df.columns and self.df["defect"].notna().any():
             bad = sorted(self.df.loc[self.df["defect"].notna(), "eval_set"].unique())
             items.append(
@@ -240,6 +271,9 @@ class _Report:
         d = self.d
         d_ci = (add_sample_cis(d) if self.has_samples
                 else d.assign(ci_low=np.nan, ci_high=np.nan))
+        if not self.collapse.empty:
+            flagged = set(self.collapse.loc[self.collapse["collapsed"], "samples_path"])
+            d_ci = d_ci.assign(collapsed=d_ci["samples_path"].isin(flagged))
         perf = an.performance_table(d_ci)
         self.tables.write("performance", perf.drop(columns=["revision"]),
                           "score per eval set, variant and checkpoint (Fig. 2/3/9)", digits=4)
@@ -253,6 +287,9 @@ class _Report:
             + "evaluation set, over the pre-training checkpoints (paper Fig. 2, 3 and 8-12). "
             f"{bands}" + (" Panel titles marked \\* are known-defective sets."
                           if "defect" in perf.columns and perf["defect"].notna().any() else "")
+            + (f" Red crosses: label collapse (one label for ≥ {sa.COLLAPSE_SHARE:.0%} of the "
+               f"documents; {link(COLLAPSE, '#' + anchor(COLLAPSE))})."
+               if "collapsed" in perf.columns and perf["collapsed"].any() else "")
             + "\n\n"
             f"{_figure('performance', 'performance per evaluation set over pre-training')}\n\n"
             f"Data: {self.tables.ref('performance')}"
@@ -457,6 +494,145 @@ class _Report:
             f"{self.tables.ref('format_sensitivity_summary')}, "
             f"{self.tables.ref('format_range')}.")))
 
+    def shot_sensitivity(self, doc: Document) -> None:
+        """Shot sets (range, sd, format x shot-set decomposition) and 0 vs k shots."""
+        if not sa.has_shot_axes(self.df):
+            return
+        d = sa.select_shot_sets(self.df, learning_rates=self.learning_rates)
+        ss = sa.shot_sensitivity(d)
+        dec = sa.shot_format_decomposition(d)
+        zk = sa.zero_vs_few_shot(d)
+        if ss.empty and zk.empty:
+            doc.missing.append("shot sensitivity (needs a cell scored with two shot sets, or "
+                               "0-shot and k-shot)")
+            return
+        parts: list[str] = []
+        card_rows: list[dict[str, str]] = []
+        if not ss.empty:
+            self.tables.write("shot_sensitivity", ss, "score per cell across shot sets: range "
+                              "and sd", digits=4)
+            summary = sa.shot_range_summary(ss, dec)
+            md = self.tables.write("shot_summary", summary, "shot-set range per variant, with "
+                                   "CIs, and the variance decomposition on the grids",
+                                   digits=4)
+            parts.append(
+                "**Shot sets.** Each k-shot score was computed with several shot sets (seeds "
+                "of the shot pool; fixed shots: one set for every document, per document: a "
+                "seeded draw for each). Range = max − min and sd (population) of a score across "
+                "its shot sets, per (evaluation set, prompt format, checkpoint) cell; mean over "
+                "the cells of each variant with a 95% bootstrap CI over cells. On the cells "
+                "scored in every format with every shot set, the variance of the scores over "
+                "the format × shot-set grid is split into a format part, a shot-set part and "
+                "their interaction (shares of the total; formula in docs/analysis.md), and "
+                "format_range / shot_range give the two ranges on the same grids.\n\n" + md)
+            if not dec.empty:  # one row per grid: in the CSV, not on the page
+                self.tables.write("shot_format_decomposition", dec, "variance of each cell's "
+                                  "score over the format x shot-set grid, by part", digits=5)
+            for row in summary.itertuples(index=False):
+                card_rows.append({
+                    "model": _variant_cell(row.variant), "shots": _shots_cell(
+                        row.shots, row.shot_sampling),
+                    "shot-set range, 95% CI": _ci_cell(row.mean_range, row.ci_low,
+                                                       row.ci_high, signed=False,
+                                                       n=row.n_cells),
+                    "format range": fmt(row.format_range),
+                    "variance: shot sets / formats": (
+                        f"{fmt(row.shot_share, 2)} / {fmt(row.format_share, 2)}"
+                        if row.n_grids else ""),
+                    "cells": str(row.n_cells)})
+        if not zk.empty:
+            self.tables.write("zero_vs_few_shot", zk, "k-shot minus 0-shot per cell and shot "
+                              "count", digits=4)
+            zs = sa.zero_shot_summary(zk)
+            md = self.tables.write("zero_shot_summary", zs, "k-shot minus 0-shot per variant, "
+                                   "with CIs", digits=4)
+            parts.append(
+                "**0-shot vs k-shot.** difference = k-shot score (mean over its shot sets) − "
+                "0-shot score, per (evaluation set, format, checkpoint) cell; mean over the "
+                "cells of each variant with a 95% bootstrap CI over cells; share_worse: the "
+                "share of cells where the shots lower the score.\n\n" + md)
+            for row in zs.itertuples(index=False):
+                match = [r for r in card_rows
+                         if r["model"] == _variant_cell(row.variant)
+                         and r["shots"] == _shots_cell(row.shots, row.shot_sampling)]
+                cell = _ci_cell(row.mean_difference, row.ci_low, row.ci_high, n=row.n_cells)
+                if match:
+                    match[0]["k-shot − 0-shot, 95% CI"] = cell
+                else:
+                    card_rows.append({"model": _variant_cell(row.variant),
+                                      "shots": _shots_cell(row.shots, row.shot_sampling),
+                                      "k-shot − 0-shot, 95% CI": cell,
+                                      "cells": str(row.n_cells)})
+        plots.figure_shot_sets(d, self.axis, self._fig_path("shots"))
+        card = pd.DataFrame(card_rows).fillna("")
+        doc.cards.append(Card(
+            "Shot sensitivity",
+            "How much the score moves with the in-context examples: range across shot sets "
+            "(mean over (set, format, checkpoint) cells), the range across prompt formats on "
+            "the same grids, the shares of the score's variance due to each, and k-shot minus "
+            "0-shot. 95% CIs over cells.\n\n" + md_table(card, markdown_cells=True), SHOTS,
+            wide=True))
+        files = [self.tables.ref(n) for n in ("shot_sensitivity", "shot_summary",
+                                              "shot_format_decomposition", "zero_vs_few_shot",
+                                              "zero_shot_summary")
+                 if n in {w for w, _ in self.tables.written}]
+        doc.sections.append(Section(SHOTS, (
+            "\n\n".join(parts)
+            + f"\n\n{_figure('shots', 'score per shot set and shot count over pre-training')}"
+            "\n\nDots: one shot set; line: their mean; bar: their range (min to max); "
+            "dotted: 0-shot. One prompt format per panel (default where scored).\n\n"
+            f"Data: {', '.join(files)}.")))
+
+    def label_collapse(self, doc: Document) -> None:
+        """Which models give one label to nearly every document (from the per-sample files)."""
+        lc = self.collapse
+        if lc.empty:
+            return
+        self.tables.write("label_collapse", lc, "majority prediction per per-sample file of "
+                          "a classification set", digits=4)
+        flagged = lc[lc["collapsed"]]
+        show = ["eval_set", "variant", "checkpoint", "format", "shots", "fewshot_seed",
+                "n_docs", "majority_label", "majority_share", "gold_majority_share",
+                "accuracy"]
+        rule = (f"collapsed: at least {sa.COLLAPSE_MIN_DOCS} documents scored and one label "
+                f"predicted for at least {sa.COLLAPSE_SHARE:.0%} of them")
+        if flagged.empty:
+            body = (f"No model collapsed onto one label ({rule}). Largest majority shares:\n\n"
+                    + md_table(lc.nlargest(min(8, len(lc)), "majority_share")[show], 3))
+        else:
+            rows = flagged.sort_values("majority_share", ascending=False)
+            body = (f"{len(flagged)} of {len(lc)} scored classification runs collapsed "
+                    f"({rule}); they are marked on the performance figure.\n\n"
+                    + md_table(rows[show], 3))
+            card = pd.DataFrame({
+                "model": [_variant_cell(v) for v in rows["variant"]],
+                "checkpoint": [md_text(c) for c in rows["checkpoint"]],
+                "set, format, shots": [
+                    f"{md_text(e)}, {md_text(f)}, {_shots_cell(k, m, s)}" for e, f, k, m, s in
+                    zip(rows["eval_set"], rows["format"], rows["shots"],
+                        rows["shot_sampling"], rows["fewshot_seed"], strict=True)],
+                "one label": [f"{md_text(lab)} ({fmt(x, 2)})" for lab, x in
+                              zip(rows["majority_label"], rows["majority_share"], strict=True)],
+                "gold share": [fmt(x, 2) for x in rows["gold_majority_share"]],
+            }).head(8)
+            more = len(rows) - len(card)
+            doc.cards.append(Card(
+                "Label collapse",
+                f"Models that give one label to nearly every document ({rule}); their scores "
+                "measure that label's frequency, not the task. Share of documents given that "
+                "label; gold share: the most frequent gold label's share.\n\n"
+                + md_table(card, markdown_cells=True)
+                + (f"\n...and {more} more (see the section).\n" if more > 0 else ""),
+                COLLAPSE, wide=True))
+        doc.sections.append(Section(COLLAPSE, (
+            "For every per-sample file of a classification set (every document offers the same "
+            "labels), the label each document is given (the choice with the highest "
+            "log-likelihood, lm-eval's acc prediction) and majority_share, the share of "
+            "documents given the most frequent one; gold_majority_share is the same for the "
+            "gold labels (a model that always answers the majority gold label scores exactly "
+            "that). " + body
+            + f"\nAll runs: {self.tables.ref('label_collapse')}.")))
+
     def base_card(self, doc: Document) -> None:
         """The base model at the first and the last checkpoint, per evaluation set."""
         base = an.performance_table(self.d[self.d["finetune"].isna()])
@@ -485,6 +661,28 @@ class _Report:
         return ("Every table as CSV (full precision) with a Markdown copy:\n\n"
                 + "\n".join(f"- {self.tables.ref(n)}: {md_text(what)}"
                              for n, what in self.tables.written) + "\n")
+
+
+def _shot_set_name(seed: object, mode: object) -> str:
+    """``shot set 1234`` / ``shot set 7 (per document)``."""
+    return f"shot set {seed}" + (" (per document)" if mode == "per_document" else "")
+
+
+def _variant_cell(variant: str) -> str:
+    return "base" if variant == "base" else f"`{variant}`"
+
+
+def _shots_cell(shots: object, mode: object, seed: object = None) -> str:
+    """``4``, ``4 per document``, ``4 (set 7)``."""
+    if shots is None or shots is pd.NA:
+        return "?"
+    text = str(int(shots))
+    if mode == "per_document":
+        text += " per document"
+    if seed is not None and seed is not pd.NA and not (isinstance(seed, float)
+                                                       and math.isnan(seed)):
+        text += f" (set {int(seed)})"
+    return text
 
 
 def paper_report(
