@@ -87,17 +87,20 @@ def only_primary_shot_set(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def has_shot_axes(df: pd.DataFrame) -> bool:
-    """Whether ``df`` has more than one shot set, or 0-shot and k-shot scores of one cell."""
+    """Whether ``df`` comes from a study with shot axes: more than one shot set, or 0-shot
+    scores beside k-shot scores of a recorded shot set. (The paper's release, whose records
+    name no shot set, has a few ad-hoc 0-shot runs; its report keeps the paper's sections.)"""
     if len(shot_sets(df)) > 1:
         return True
-    shots = df["shots"].dropna().astype(int)
-    return bool((shots == 0).any() and (shots > 0).any())
+    return bool(shot_sets(df)) and bool((df["shots"].astype("Int64") == 0).any())
 
 
 def select_shot_sets(df: pd.DataFrame, *,
                      learning_rates: Mapping[str, float] | None = None) -> pd.DataFrame:
     """:func:`amuro_study.analysis.select` (any shots, every format) applied to each shot set
-    apart: one row per run and shot set, with ``fewshot_seed`` and ``shot_sampling`` kept."""
+    apart: one row per run and shot set, with ``fewshot_seed`` and ``shot_sampling`` kept.
+    Rows without a shot count are left out (nothing to compare them with)."""
+    df = df[df["shots"].notna()]
     seeded = _seeded(df)
     parts = [an.select(df[~seeded], shots=None, formats=None, learning_rates=learning_rates)]
     keyed = df[seeded].assign(_m=df.loc[seeded, "shot_sampling"].fillna(DEFAULT_SHOT_MODE))
