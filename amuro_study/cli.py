@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from amuro_study.config import StudyConfig, StudyConfigError, load_config
+from amuro_study.config import EvalSpec, StudyConfig, StudyConfigError, load_config
 from amuro_study.plan import Plan, build_plan, estimate_cost
 from amuro_study.runner import (
     BLOCKED,
@@ -132,6 +132,11 @@ def print_plan(plan: Plan, out: Any = None) -> None:
                                        for t, lrs in rates.items()) or "none"), file=out)
     print("evaluation: " + ", ".join(f"{s.name} [{'/'.join(s.formats)}]" for s in cfg.eval.sets)
           + f"; shots {list(cfg.eval.shots)}; limit {cfg.eval.limit}; data {cfg.data}", file=out)
+    if cfg.eval.fewshot_seeds != EvalSpec().fewshot_seeds \
+            or cfg.eval.shot_sampling != EvalSpec().shot_sampling:
+        print(f"shot sets (seeds) {list(cfg.eval.fewshot_seeds)}, shot sampling "
+              f"{', '.join(cfg.eval.shot_sampling)}: one evaluation per k-shot count and shot set",
+              file=out)
     print(f"backend: eval {cfg.backend.eval} on {cfg.backend.device}, executor "
           f"{cfg.backend.executor}", file=out)
     for stage, units in plan.stages():

@@ -120,6 +120,32 @@ def test_same_predictions_as_lm_eval_on_every_family(tiny_model_dir: Path) -> No
 
 
 @pytest.mark.slow
+def test_per_document_shots_share_nothing_and_take_lm_evals_path(tiny_model_dir: Path) -> None:
+    """``amuro_shots=per_document``: no two documents start with the same shots, so no prefix
+    is worth sharing: every request goes to lm-eval's path, and the predictions are ``hf``'s."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    args = dict(pretrained=str(tiny_model_dir), dtype="float32", device="cpu", batch_size=16)
+    tasks = ["amuro_mnli_matched_default", "amuro_xsum_io"]
+
+    def run(lm: object) -> dict:
+        return simple_evaluate(model=lm, tasks=tasks, limit=12, log_samples=True,
+                               verbosity="ERROR", task_manager=amuro_tasks.task_manager(
+                                   metadata={"amuro_shots": "per_document"},
+                                   include_defaults=False))
+
+    lm = SharedPrefixHFLM(**args)
+    ref, out = run(HFLM(**args)), run(lm)
+    _assert_same_predictions(ref, out)
+    heads = {s["arguments"][0][0].split("\n\n")[0] for s in out["samples"][tasks[0]]}
+    assert len(heads) > 4  # the shots differ from document to document
+    assert [s.kind for s in lm.prefix_stats] == ["loglikelihood", "generate_until"]
+    for stats in lm.prefix_stats:
+        assert stats.groups == 0 and stats.fallback == {NO_SHARED_PREFIX: stats.requests}
+
+
+@pytest.mark.slow
 def test_amuro_eval_runs_amuro_hf_and_writes_lm_evals_output(tiny_model_dir: Path,
                                                              tmp_path: Path) -> None:
     import subprocess

@@ -217,3 +217,22 @@ def test_reports_of_partial_studies_in_a_browser(browser: Any, tmp_path: Path, c
     seen = open_report(browser, report.parent)
     check_page(seen, report.parent)
     check_summary_first(seen)
+
+
+def test_shot_study_report_in_a_browser(browser: Any, tmp_path: Path) -> None:
+    """Shot sets, 0 vs 4 shots and a collapsed model: the new cards, section and figure render
+    (issue 14)."""
+    from report_cases import shot_study
+
+    from amuro_study.report import COLLAPSE, SHOTS
+    from amuro_study.report_doc import anchor
+
+    df = shot_study(tmp_path / "s", collapsed=(("mnli", 3000, 1234),))
+    report = build_report(df, tmp_path / "rep", title="shot sets")
+    seen = open_report(browser, report.parent)
+    check_page(seen, report.parent)
+    check_summary_first(seen)
+    assert {"shot-sensitivity", "label-collapse"} <= {c["id"] for c in seen["cards"]}
+    assert {anchor(SHOTS), anchor(COLLAPSE)} <= set(seen["ids"])
+    assert "plots/shot_sensitivity.png" in {i["src"] for i in seen["images"]}
+    assert "contradiction (1.00)" in seen["summary"]
