@@ -250,9 +250,12 @@ class _Report:
         sets = sa.shot_sets(self.df)
         if len(sets) > 1:
             seed, mode = self.shot_set
+            modes = {m: [str(x) for x, mm in sets if mm == m] for _, m in sets}
+            listed = "; ".join(f"{m.replace('_', ' ')} shots, seeds {', '.join(v)}"
+                               for m, v in modes.items())
             items.append(
-                f"**Shot sets** {len(sets)} ({', '.join(_shot_set_name(s, m) for s, m in sets)})"
-                f": the analyses above the shot section use {_shot_set_name(seed, mode)}; "
+                f"**Shot sets** {len(sets)} ({listed}): the analyses above the shot section "
+                f"use {_shot_set_name(seed, mode)}; "
                 f"{link(SHOTS, '#' + anchor(SHOTS))} compares them all.")
         if "defect" in self.df.columns and self.df["defect"].notna().any():
             bad = sorted(self.df.loc[self.df["defect"].notna(), "eval_set"].unique())

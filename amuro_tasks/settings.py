@@ -14,8 +14,9 @@ Measured against lm-eval at its best (its ``hf`` model, one call, batch 16 / ``a
   hold similar lengths and little padding;
 * each set's data is loaded and validated once per process and shared by its three formats
   (``amuro_tasks.loading.load_docs`` is memoised);
-* every document of a task gets the same 4 shots (a fixed pool), so the 4-shot prefix, about four
-  fifths of each prompt, is shared: on the hf backend amuro runs lm-eval's ``hf`` model as
+* every document of a task gets the same 4 shots (a fixed pool; the default ``amuro_shots=fixed``),
+  so the 4-shot prefix, about four fifths of each prompt, is shared (per-document shots share
+  nothing: lm-eval's path serves them whole): on the hf backend amuro runs lm-eval's ``hf`` model as
   ``amuro-hf`` (:mod:`amuro_tasks.prefix_lm`, :func:`lm_eval_model`), which computes each shared
   prefix once for ``loglikelihood`` and greedy ``generate_until`` (identical scores; opt out
   with the model argument ``shared_prefix=False``); the vLLM backend reuses it with
