@@ -147,6 +147,35 @@ def test_zero_shot_context_is_the_bare_prompt(tiny_model_dir: Path, tmp_path: Pa
     assert _results(tmp_path)["n-shot"]["amuro_paws_instruct"] == 0
 
 
+@pytest.mark.slow
+def test_per_document_shots_through_lm_evals_command_line(tiny_model_dir: Path,
+                                                         tmp_path: Path) -> None:
+    """``--metadata amuro_shots=per_document`` in a fresh ``lm_eval`` process: the YAMLs' sampler
+    is registered when lm-eval loads them, and each document gets its own draw from the pool,
+    seeded by lm-eval's few-shot seed (``--seed``'s fourth value) as its default sampler."""
+    import random
+
+    from amuro_tasks.harness import load_amuro_set
+
+    _lm_eval("--model", "hf", "--model_args", f"pretrained={tiny_model_dir},dtype=float32",
+             "--include_path", include_path(), "--tasks", "amuro_rte_default", "--limit", "6",
+             "--device", "cpu", "--log_samples", "--output_path", str(tmp_path),
+             "--seed", "0,1234,1234,7", "--metadata",
+             json.dumps({"amuro_shots": "per_document", "amuro_fewshot_seed": 5}))
+    docs = load_amuro_set("rte", amuro_data="fixtures", amuro_fewshot_seed=5)
+    pool, scored = list(docs["fewshot"]), list(docs["eval"])
+    rnd = random.Random(7)
+    want = {}
+    for i in range(6):
+        shots = rnd.sample(pool, 4)
+        want[i] = "".join(render_prompt("nli", "default", s) + " " + s["target"] + "\n\n"
+                          for s in shots) + render_prompt("nli", "default", scored[i])
+    assert _contexts(tmp_path, "amuro_rte_default") == want
+    assert len({c.split("\n\n")[0] for c in want.values()}) > 2
+    config = _results(tmp_path)["configs"]["amuro_rte_default"]
+    assert config["fewshot_config"]["sampler"] == "amuro"
+
+
 def test_amuro_eval_refuses_a_second_include_path() -> None:
     proc = subprocess.run(["amuro-eval", "--tasks", "x", "--include_path", "/tmp"], env=ENV,
                           capture_output=True, text=True, timeout=120)
