@@ -196,6 +196,7 @@ class _Report:
 
     def __init__(self, df: pd.DataFrame, out: Path, shots: int | None,
                  learning_rates: Mapping[str, float] | None, release_quirks: bool) -> None:
+        df = sa.fill_default_shot_set(df)  # records from before the shot set was recorded
         self.df, self.out, self.shots, self.release_quirks = df, out, shots, release_quirks
         self.learning_rates = learning_rates
         self.tables = _Tables(out)

@@ -8,7 +8,8 @@ functions over a frame of result records (:func:`amuro_study.records.to_frame`) 
 documents' predictions, label collapse. ``docs/analysis.md`` states every formula.
 
 * :func:`primary_shot_set` keeps the one shot set the paper's analyses use (:func:`select` would
-  refuse several scores of one run), :func:`select_shot_sets` is :func:`select` per shot set;
+  refuse several scores of one run), :func:`select_shot_sets` is :func:`select` per shot set
+  (:func:`fill_default_shot_set` first names the shot set of records that predate it);
 * :func:`shot_sensitivity`: range and sd of a score across shot sets;
 * :func:`shot_format_decomposition`: the spread over the format x shot-set grid split into a
   format part, a shot-set part and their interaction (two-way decomposition of the variance);
@@ -52,6 +53,24 @@ def _seeded(df: pd.DataFrame) -> pd.Series:
     if "fewshot_seed" not in df.columns:
         return pd.Series(False, index=df.index)
     return (df["shots"].astype("Int64").fillna(0) > 0) & df["fewshot_seed"].notna()
+
+
+def fill_default_shot_set(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the default shot set (seed 1234, fixed) named on k-shot rows that name none,
+    where other rows name one: those are amuro's records from before the shot set was recorded
+    (a study folder resumed with ``eval.fewshot_seeds``: its default units keep their ids and
+    their results), scored with the only shot set amuro had. A frame where no row names a shot
+    set (the paper's release) is returned as it is."""
+    if "fewshot_seed" not in df.columns or not df["fewshot_seed"].notna().any():
+        return df
+    unnamed = (df["shots"].astype("Int64").fillna(0) > 0) & df["fewshot_seed"].isna()
+    if not unnamed.any():
+        return df
+    out = df.copy()
+    out.loc[unnamed, "fewshot_seed"] = DEFAULT_FEWSHOT_SEED
+    out.loc[unnamed, "shot_sampling"] = DEFAULT_SHOT_MODE
+    out["fewshot_seed"] = out["fewshot_seed"].astype("Int64")
+    return out
 
 
 def shot_sets(df: pd.DataFrame) -> list[tuple[int, str]]:

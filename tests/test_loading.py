@@ -183,7 +183,11 @@ def test_data_source_switch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 
 def test_unknown_metadata_keys_and_sets_are_named() -> None:
-    with pytest.raises(AmuroConfigError, match=r"unknown metadata key\(s\) \['amuro_shots'\]"):
+    # (amuro_shots, this test's unknown key until issue 14, is now the shot protocol)
+    with pytest.raises(AmuroConfigError, match=r"unknown metadata key\(s\) \['amuro_shot'\]"):
+        load_amuro_set("rte", amuro_data="fixtures", amuro_shot="fixed")
+    with pytest.raises(AmuroConfigError, match=r"amuro_shots must be one of \('fixed', "
+                                               r"'per_document'\), got 3"):
         load_amuro_set("rte", amuro_data="fixtures", amuro_shots=3)
     with pytest.raises(AmuroConfigError, match="unknown evaluation set 'mnlii'"):
         load_amuro_set("mnlii", amuro_data="fixtures")

@@ -314,6 +314,26 @@ def test_the_report_shows_shot_sensitivity_and_flags_collapse(tmp_path: Path) ->
         assert row["n_cells"] == len(part) == 2 * 3 * 2
 
 
+def test_records_from_before_the_shot_set_count_as_the_default_set(tmp_path: Path) -> None:
+    """A study folder resumed with more seeds: its default units kept their ids and results,
+    whose records name no shot set; they are the default one (seed 1234, fixed)."""
+    df = shot_study(tmp_path / "s", steps=(1000, 2000))
+    old = (df["fewshot_seed"] == 1234).fillna(False).astype(bool)
+    df.loc[old, "fewshot_seed"] = pd.NA
+    df.loc[old, "shot_sampling"] = None
+    assert sa.primary_shot_set(df) == (1, "fixed")  # without the fill: the wrong set
+    filled = sa.fill_default_shot_set(df)
+    assert sa.primary_shot_set(filled) == (1234, "fixed")
+    assert filled.loc[old, "fewshot_seed"].tolist() == [1234] * int(old.sum())
+    text = build_report(df, tmp_path / "rep").read_text()
+    assert "use shot set 1234" in text
+    ss = pd.read_csv(tmp_path / "rep" / "tables" / "shot_sensitivity.csv")
+    assert set(ss["seeds"]) == {"1, 2, 1234"}
+    # the paper's release names no shot set: nothing is filled in
+    release = synthetic_study(tmp_path / "r", samples=False)
+    assert sa.fill_default_shot_set(release) is release
+
+
 def test_no_shot_section_without_the_axes(tmp_path: Path) -> None:
     report = build_report(synthetic_study(tmp_path / "s", formats=("default", "instruct")),
                           tmp_path / "rep")
