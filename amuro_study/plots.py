@@ -374,6 +374,13 @@ def figure_shot_sets(d: pd.DataFrame, axis: StepAxis, path: Path) -> None:
     fig, axes = _grid(len(sets), ncols=3)
     shown: set[tuple[int, str]] = set()
     zero = False
+    # each (variant, sampling) a little apart, so that their dots and bars do not overlap
+    series = sorted(set(zip(d.loc[d["shots"] > 0, "variant"],
+                            d.loc[d["shots"] > 0, "shot_sampling"], strict=True)),
+                    key=lambda p: (p[0] != "base", p))
+    span = (max(axis.ticks) - min(axis.ticks)) or 1.0
+    step = min(0.025, 0.1 / max(len(series), 1)) * span
+    shift = {p: (i - (len(series) - 1) / 2) * step for i, p in enumerate(series)}
     for ax, eval_set in zip(axes.flat, sets, strict=False):
         part = d[d["eval_set"] == eval_set]
         formats = list(part["format"].unique())
@@ -391,11 +398,13 @@ def figure_shot_sets(d: pd.DataFrame, axis: StepAxis, path: Path) -> None:
                             markersize=4, linewidth=1.2)
                     continue
                 shown.add((int(shots), str(mode)))
-                ax.plot(x, stats["mean"], color=colors[v], linestyle=SAMPLING_STYLES.get(
-                    mode, "-"), linewidth=1.4)
-                ax.vlines(x, stats["min"], stats["max"], color=colors[v], linewidth=2.2,
+                dx = shift.get((v, mode), 0.0)
+                ax.plot(x + dx, stats["mean"], color=colors[v], linewidth=1.4, marker="_",
+                        markersize=9, markeredgewidth=1.6,
+                        linestyle=SAMPLING_STYLES.get(mode, "-"))
+                ax.vlines(x + dx, stats["min"], stats["max"], color=colors[v], linewidth=2.2,
                           alpha=0.35)
-                ax.scatter([axis.position[c] for c in g["checkpoint"]], g["value"], s=9,
+                ax.scatter([axis.position[c] + dx for c in g["checkpoint"]], g["value"], s=9,
                            color=colors[v], zorder=3)
         ax.set_title(f"{eval_set} ({fmt})", fontsize=9)
         ax.set_ylabel(str(part["metric"].iloc[0]) if len(part) else "", fontsize=8)
@@ -406,9 +415,9 @@ def figure_shot_sets(d: pd.DataFrame, axis: StepAxis, path: Path) -> None:
     handles = [Line2D([], [], color=colors[v], linewidth=3,
                       label="base" if v == "base" else f"fine-tuned: {v}")
                for v in variants if v in set(d["variant"])]
-    handles += [Line2D([], [], color="0.3", linestyle=SAMPLING_STYLES.get(m, "-"), marker="o",
-                       markersize=3, label=f"{k}-shot, {m.replace('_', ' ')} shots: shot sets "
-                       "(dots), mean, range") for k, m in sorted(shown)]
+    handles += [Line2D([], [], color="0.3", linestyle=SAMPLING_STYLES.get(m, "-"), marker="_",
+                       markersize=9, label=f"{k}-shot, {m.replace('_', ' ')} shots: shot sets "
+                       "(dots), mean (line), range (bar)") for k, m in sorted(shown)]
     if zero:
         handles.append(Line2D([], [], color="0.3", linestyle=":", marker="x", markersize=4,
                               label="0-shot"))

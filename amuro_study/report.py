@@ -535,7 +535,7 @@ class _Report:
             for row in summary.itertuples(index=False):
                 card_rows.append({
                     "model": _variant_cell(row.variant), "shots": _shots_cell(
-                        row.shots, row.shot_sampling),
+                        row.shots, row.shot_sampling, name_fixed=True),
                     "shot-set range, 95% CI": _ci_cell(row.mean_range, row.ci_low,
                                                        row.ci_high, signed=False,
                                                        n=row.n_cells),
@@ -558,13 +558,15 @@ class _Report:
             for row in zs.itertuples(index=False):
                 match = [r for r in card_rows
                          if r["model"] == _variant_cell(row.variant)
-                         and r["shots"] == _shots_cell(row.shots, row.shot_sampling)]
+                         and r["shots"] == _shots_cell(row.shots, row.shot_sampling,
+                                                       name_fixed=True)]
                 cell = _ci_cell(row.mean_difference, row.ci_low, row.ci_high, n=row.n_cells)
                 if match:
                     match[0]["k-shot − 0-shot, 95% CI"] = cell
                 else:
                     card_rows.append({"model": _variant_cell(row.variant),
-                                      "shots": _shots_cell(row.shots, row.shot_sampling),
+                                      "shots": _shots_cell(row.shots, row.shot_sampling,
+                                                           name_fixed=True),
                                       "k-shot − 0-shot, 95% CI": cell,
                                       "cells": str(row.n_cells)})
         plots.figure_shot_sets(d, self.axis, self._fig_path("shots"))
@@ -676,13 +678,14 @@ def _variant_cell(variant: str) -> str:
     return "base" if variant == "base" else f"`{variant}`"
 
 
-def _shots_cell(shots: object, mode: object, seed: object = None) -> str:
-    """``4``, ``4 per document``, ``4 (set 7)``."""
+def _shots_cell(shots: object, mode: object, seed: object = None, *,
+                name_fixed: bool = False) -> str:
+    """``4``, ``4 fixed`` (``name_fixed``), ``4 per document``, ``4 (set 7)``."""
     if shots is None or shots is pd.NA:
         return "?"
     text = str(int(shots))
-    if mode == "per_document":
-        text += " per document"
+    if mode == "per_document" or (name_fixed and isinstance(mode, str)):
+        text += " " + mode.replace("_", " ")
     if seed is not None and seed is not pd.NA and not (isinstance(seed, float)
                                                        and math.isnan(seed)):
         text += f" (set {int(seed)})"
