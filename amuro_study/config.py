@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from amuro_sft.hub import branch_for_step, list_branches, revision_step
+from amuro_sft.hub import branch_for_step, check_model_exists, list_branches, revision_step
 from amuro_sft.tasks import TULU, eval_sets, is_known_task, trainable_tasks  # noqa: F401
 from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
@@ -614,6 +614,10 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
         if "model" not in data:
             raise _err("model", "missing required key (a Hub id or a local directory)")
         model = _str(data["model"], "model")
+        try:  # a path that does not exist would pass as a Hub id, and fail in every unit
+            check_model_exists(model)
+        except AmuroConfigError as err:
+            raise _err("model", str(err)) from None
         if "revisions" in data and "steps" in data:
             raise _err("steps", "give either 'revisions' or 'steps', not both")
         if "revisions" in data:

@@ -17,9 +17,11 @@ derived from ids by :class:`Plan`, not the other way round.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -231,6 +233,40 @@ STAGES = ("pretrain", "base-eval", "finetune", "finetuned-eval")
 """Stage names, in order; a stage only depends on earlier ones."""
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
+
+
+def _slug(text: str, limit: int = 60) -> str:
+    return _UNSAFE.sub("-", text).strip("-.")[:limit] or "x"
+
+
+def _checkpoint_slug(ckpt: Checkpoint) -> str:
+    if ckpt.revision:
+        return _slug(ckpt.revision)
+    return f"step{ckpt.step}" if ckpt.step is not None else "main"
+
+
+def unit_folder(unit: Unit) -> str:
+    """The folder of ``unit`` under ``units/``, for people to read: its stage, checkpoint,
+    fine-tune and shots, then the hash of its id (``finetune/step10_mnli-lr0.001_<hash>``).
+
+    Only ever derived from the unit, never parsed back: the identity is in ``unit.json`` and
+    ``result.json``. Characters other than letters, digits and ``._@+=-`` become ``-``.
+    """
+    digest = unit.uid.rsplit("-", 1)[-1]
+    if isinstance(unit, PretrainUnit):
+        steps = "-".join(str(s) for s in unit.spec.save_steps)
+        return f"pretrain/{_slug(unit.spec.name)}_steps-{_slug(steps)}_{digest}"
+    if isinstance(unit, FinetuneUnit):
+        return (f"finetune/{_checkpoint_slug(unit.base)}_{_slug(unit.task)}"
+                f"-lr{unit.learning_rate:g}_{digest}")
+    if unit.finetune is None:
+        return f"base-eval/{_checkpoint_slug(unit.checkpoint)}_{unit.shots}shot_{digest}"
+    ft = unit.finetune
+    return (f"finetuned-eval/{_checkpoint_slug(unit.checkpoint)}_{_slug(ft.task)}"
+            f"-lr{ft.learning_rate:g}_{unit.shots}shot_{digest}")
+
+
 @dataclass
 class Plan:
     """The planned grid of a study and where each unit's files live."""
@@ -264,9 +300,14 @@ class Plan:
     def __iter__(self) -> Iterator[Unit]:
         return iter(self.units().values())
 
+    @functools.cached_property
+    def unit_folders(self) -> dict[str, str]:
+        """Every unit's folder under ``units/``, by id (:func:`unit_folder`)."""
+        return {uid: unit_folder(unit) for uid, unit in self.units().items()}
+
     def unit_dir(self, uid: str) -> Path:
-        """The folder of unit ``uid`` (identity, result, samples, fine-tuned model)."""
-        return self.output_dir / "units" / uid
+        """The folder of unit ``uid`` (identity, result, lm-eval output, fine-tuned model)."""
+        return self.output_dir / "units" / self.unit_folders[uid]
 
     def report_dir(self) -> Path:
         """Where the report is written."""

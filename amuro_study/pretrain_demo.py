@@ -40,14 +40,18 @@ def _save_checkpoint(model: Any, tokenizer: Any, out: Path, step: int, spec: Pre
     tmp = out.with_name(f".{out.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / MARKER).write_text(json.dumps(
-        {"model": spec.name, "step": step, "train_loss": loss, "spec": spec.__dict__},
-        indent=1, default=list) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / MARKER).write_text(json.dumps(
+            {"model": spec.name, "step": step, "train_loss": loss, "spec": spec.__dict__},
+            indent=1, default=list) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:  # a full disk, a kill signal raised as an exception: no torn copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def pretrain_tiny(spec: PretrainSpec, out_dir: str | Path) -> list[dict[str, Any]]:
@@ -63,11 +67,8 @@ def pretrain_tiny(spec: PretrainSpec, out_dir: str | Path) -> list[dict[str, Any
         TrainerCallback,
         TrainingArguments,
     )
-    from transformers.utils import logging as hf_logging
-
     from amuro_tasks.tiny_model import build_tiny_model, fixture_corpus
 
-    hf_logging.set_verbosity_error()
     out = Path(out_dir)
     init = out / ".init"
     if init.exists():

@@ -63,8 +63,12 @@ def sample_means(plan: Plan) -> dict[tuple[str, str, str], float]:
     """(unit id, eval set, format) -> mean per-sample metric, read from the raw jsonl files."""
     out = {}
     for unit in (*plan.base_evals, *plan.finetuned_evals):
+        result = json.loads((plan.unit_dir(unit.uid) / "result.json").read_text())
+        samples = result["lm_eval"]["output"]["samples"]  # lm-eval's own samples_<task>_*.jsonl
         for task in unit.tasks:
-            path = plan.unit_dir(unit.uid) / "samples" / f"{task.task_name}.jsonl"
+            path = plan.unit_dir(unit.uid) / samples[task.task_name]
+            assert path.parent.name == "lm_eval" and path.name.startswith(
+                f"samples_{task.task_name}_")
             rows = [json.loads(line) for line in path.read_text().splitlines()]
             assert len(rows) == GRID["eval"]["limit"]
             values = [float(r[METRIC[task.eval_set]]) for r in rows]
@@ -163,7 +167,7 @@ def test_sigkill_mid_run_then_rerun_gives_one_identical_result_per_unit(
     deadline = time.monotonic() + 400
     try:
         while proc.poll() is None and time.monotonic() < deadline:
-            if any(units_dir.glob("finetune-*/result.json")):
+            if any(units_dir.glob("finetune/*/result.json")):
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the run ended before it could be killed"
@@ -172,7 +176,7 @@ def test_sigkill_mid_run_then_rerun_gives_one_identical_result_per_unit(
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    finished = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in units_dir.glob("*/result.json")}
+    finished = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in units_dir.rglob("result.json")}
     assert 0 < len(finished) < len(plan.units())
 
     rerun = subprocess.run(amuro("study", "run", str(config)), capture_output=True, text=True,
@@ -180,10 +184,10 @@ def test_sigkill_mid_run_then_rerun_gives_one_identical_result_per_unit(
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert f"{len(finished)} already done" in rerun.stdout
 
-    results = list(units_dir.glob("*/result.json"))
+    results = list(units_dir.rglob("result.json"))
     per_unit = defaultdict(int)
     for path in results:
-        per_unit[path.parent.name] += 1
+        per_unit[json.loads(path.read_text())["uid"]] += 1
     assert set(per_unit) == set(plan.units()) and set(per_unit.values()) == {1}
     assert not [p for p in units_dir.rglob("*") if p.name.endswith(".tmp")]
     for path, (data, mtime) in finished.items():  # never rewritten
