@@ -218,7 +218,9 @@ HISTORY = "history"
 
 
 def _run_record_path(plan: Plan) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%S")
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S.%f")  # sorts by time; unique per process
     return plan.output_dir / HISTORY / f"run-{stamp}-{os.getpid()}.json"
 
 
