@@ -333,6 +333,29 @@ def _push(recipe: SFTRecipe, out: Path, record: dict[str, Any]) -> dict[str, Any
 
 
 @contextmanager
+def library_progress_bars(enabled: bool):
+    """Within the block, the progress bars of datasets, transformers (weights loaded and saved)
+    and huggingface_hub are on or off (``disable_tqdm`` turns the Trainer's off only); their
+    previous state is restored afterwards."""
+    import datasets
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    before = (datasets.is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled(),
+              not hub_utils.are_progress_bars_disabled())
+    for on, enable, disable in (
+            (enabled, datasets.enable_progress_bars, datasets.disable_progress_bars),
+            (enabled, hf_logging.enable_progress_bar, hf_logging.disable_progress_bar)):
+        (enable if on else disable)()
+    try:
+        yield
+    finally:
+        (datasets.enable_progress_bars if before[0] else datasets.disable_progress_bars)()
+        (hf_logging.enable_progress_bar if before[1] else hf_logging.disable_progress_bar)()
+        (hub_utils.enable_progress_bars if before[2] else hub_utils.disable_progress_bars)()
+
+
+@contextmanager
 def _tracker_dir(out: Path):
     """TensorBoard writes next to the model, not under ``checkpoints/`` (removed at the end)."""
     key = "TENSORBOARD_LOGGING_DIR"
@@ -355,6 +378,11 @@ def run_sft(recipe: SFTRecipe, *, callbacks: list | None = None) -> Path:
     """
     if recipe.args.lr_sweep:
         raise RecipeError("lr_sweep", "a sweep trains several runs: use run_lr_sweep")
+    with library_progress_bars(not recipe.training.disable_tqdm):
+        return _run_sft(recipe, callbacks)
+
+
+def _run_sft(recipe: SFTRecipe, callbacks: list | None) -> Path:
     prep = _prepare(recipe)
     out = prep.out
     t = recipe.training
