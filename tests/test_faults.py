@@ -482,6 +482,21 @@ def test_a_read_only_report_folder_fails_the_report_not_the_run(
     CASES_RUN.add("runner:read-only report folder")
 
 
+def test_a_read_only_output_folder_is_refused_before_anything_runs(
+        fake: FakeBodies, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`amuro study run` into a read-only folder: a config error naming output_dir, exit 2."""
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({**FAKE, "output_dir": str(tmp_path / "out" / "study")}))
+    _count("read-only folder", "injected")
+    with read_only(tmp_path / "out"):
+        assert cli.main(["study", "run", str(config)]) == 2
+    assert (f"config error: output_dir: cannot write to {tmp_path / 'out' / 'study'}: "
+            "Read-only file system") in capsys.readouterr().err
+    assert cli.main(["study", "run", str(config), "--no-report"]) == 0
+    _count("read-only folder", "survived")
+    CASES_RUN.add("runner:read-only output folder")
+
+
 def test_a_full_disk_from_the_start_fails_every_unit_and_the_run_still_ends(
         fake: FakeBodies, tmpfs: Path | None, fake_reference: dict[str, Any],
         capsys: pytest.CaptureFixture) -> None:
@@ -676,7 +691,7 @@ def test_sigkill_at_random_moments_then_rerun(real_reference: tuple[Path, dict[s
 # ============================================================================ the count
 ALL_CASES = ({f"runner:{c.name}" for c in RUNNER_CASES}
              | {"runner:read-only unit folder", "runner:read-only report folder",
-                "runner:full disk from the start"}
+                "runner:read-only output folder", "runner:full disk from the start"}
              | {f"unit:{c.name}" for c in UNIT_CASES} | {"sigkill"})
 
 
