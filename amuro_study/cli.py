@@ -161,9 +161,7 @@ class NothingToReport(RuntimeError):
 
 def load_and_plan(path: str | Path, output_dir: str | None = None) -> Plan:
     """Config -> validated plan (Hub steps resolved); raises :class:`StudyConfigError`."""
-    config: StudyConfig = load_config(path)
-    if output_dir:
-        config = dataclasses.replace(config, output_dir=Path(output_dir))
+    config: StudyConfig = load_config(path, output_dir or None)
     if config.offline:
         set_offline()
     return build_plan(config)
@@ -208,7 +206,12 @@ def write_report(plan: Plan, out_dir: Path | None = None) -> Path:
     notes = (f"Study `{cfg.name}` ({cfg.source or 'config'}): {len(plan.checkpoints)} checkpoints"
              f" of {cfg.model}, data source `{cfg.data}`, eval limit {cfg.eval.limit}; "
              f"results under {plan.output_dir / 'units'}.")
-    return Path(build_report(to_frame(records), out_dir or plan.report_dir(),
+    frame = to_frame(records)
+    if cfg.pretrain is not None and cfg.pretrain.world is not None:
+        from amuro_study.demo_world import describe
+
+        notes = describe(cfg.pretrain.world, frame) + "\n\n" + notes
+    return Path(build_report(frame, out_dir or plan.report_dir(),
                              title=f"amuro study report: {cfg.name}", shots=shots,
                              learning_rates=rates, notes=notes))
 

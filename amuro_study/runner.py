@@ -199,7 +199,7 @@ def _run_pretrain(plan: Plan, unit: PretrainUnit) -> dict[str, Any]:
     from amuro_study.pretrain_demo import pretrain_tiny
 
     unit_dir = plan.unit_dir(unit.uid)
-    saved = pretrain_tiny(unit.spec, unit_dir)
+    saved = pretrain_tiny(unit.spec, unit_dir, plan.config.data)
     for ckpt in saved:
         ckpt["commit"] = checkpoint_id(str(unit_dir / ckpt["path"]))
     return {"checkpoints": saved}
