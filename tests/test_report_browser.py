@@ -190,6 +190,22 @@ def test_demo_report_in_a_browser(browser: Any, tmp_path: Path) -> None:
     assert {c["id"] for c in seen["cards"]} >= {
         "gain-from-fine-tuning-by-group-table-5", "out-of-domain-change-figure-7"}
     assert "Table 5" in seen["text"] and "95% CI" in seen["text"]
+    # the demo shows something (issue 13): it prints where its report is; the base checkpoints
+    # differ; an in-domain gain's 95% CI excludes 0; both groups of the dichotomy are there;
+    # and the page says, first, that this is a synthetic world
+    assert f"report: {(report_dir / 'report.md').resolve()}" in proc.stdout
+    import pandas as pd
+
+    tables = report_dir / "tables"
+    perf = pd.read_csv(tables / "performance.csv")
+    base = perf[perf["variant"].eq("base")]
+    assert (base.groupby("eval_set")["value"].nunique() > 1).any(), base
+    gain = pd.read_csv(tables / "gain_ci.csv")
+    assert ((gain["ci_low"] > 0) | (gain["ci_high"] < 0)).any(), gain
+    assert set(pd.read_csv(tables / "dichotomy.csv")["detected"]) == {"pre-training",
+                                                                     "fine-tuning"}
+    lead = seen["text"][:seen["text"].find("Summary")]
+    assert "synthetic world, not a claim about real models" in lead and "What it shows" in lead
 
 
 def test_paper_report_in_a_browser(browser: Any, tmp_path: Path) -> None:
