@@ -354,7 +354,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     plan = load_and_plan(args.config, args.output_dir)
     if plan.output_dir.is_dir():
         prepare_output(plan)  # a folder made by an older amuro: its units are moved first
-    path = write_report(plan, Path(args.out) if args.out else None)
+    out = Path(args.out) if args.out else plan.report_dir()
+    try:
+        path = write_report(plan, out)
+    except OSError as err:  # a full disk, a read-only folder: the results are untouched
+        print(f"amuro: error: cannot write the report to {out}: {err.strerror or err}",
+              file=sys.stderr)
+        return 1
     print(f"report: {path}")
     return 0
 

@@ -62,7 +62,13 @@ class PretrainUnit:
     @property
     def uid(self) -> str:
         """Stable id: hash of the pre-training recipe."""
-        return _uid(self.kind, {"spec": asdict(self.spec)})
+        return _uid(self.kind, {"spec": self._spec()})
+
+    def _spec(self) -> dict[str, Any]:
+        spec = asdict(self.spec)
+        if spec["world"] is None:  # (added in amuro 0.2: ids of studies without one unchanged)
+            del spec["world"]
+        return spec
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -76,7 +82,7 @@ class PretrainUnit:
 
     def identity(self) -> dict[str, Any]:
         """The JSON identity."""
-        return {"kind": self.kind, "spec": asdict(self.spec)}
+        return {"kind": self.kind, "spec": self._spec()}
 
 
 #: Recipe options that name the base model: a fine-tune unit has them in ``base`` instead.

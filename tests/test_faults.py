@@ -281,6 +281,7 @@ def fingerprint(plan: Plan) -> dict[str, Any]:
             keep["model"] = hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()
             keep["steps"] = run["global_steps"]
             keep["losses"] = [e.get("loss") for e in run["losses"]["log_history"]]
+            keep["mean_train_loss"] = run["losses"]["mean_train_loss"]  # over the whole run
         if result.get("fake"):
             keep["fake"] = result["fake"]
         out[uid] = keep
@@ -468,7 +469,7 @@ def test_a_read_only_unit_folder_fails_that_unit_only(fake: FakeBodies, tmpfs: P
 
 
 def test_a_read_only_report_folder_fails_the_report_not_the_run(
-        fake: FakeBodies, tmp_path: Path) -> None:
+        fake: FakeBodies, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     plan = fake_plan(tmp_path / "study")
     _count("read-only folder", "injected")
     with read_only(plan.report_dir()):
@@ -476,6 +477,12 @@ def test_a_read_only_report_folder_fails_the_report_not_the_run(
     assert report is None and len(summary.by_status(DONE)) == len(plan.units())
     assert [o.uid for o in summary.by_status(FAILED)] == ["report"]
     assert "Read-only file system" in summary.by_status(FAILED)[0].error
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({**FAKE, "output_dir": str(plan.output_dir)}))
+    with read_only(plan.report_dir()):  # `amuro study report`: an error, not a traceback
+        assert cli.main(["study", "report", str(config)]) == 1
+    assert (f"amuro: error: cannot write the report to {plan.report_dir()}: Read-only file "
+            "system") in capsys.readouterr().err
     again, report = cli.run(plan, report=True, show_progress=False)
     assert again.ok and report is not None and report.is_file()
     _count("read-only folder", "survived")

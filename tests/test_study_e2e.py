@@ -90,8 +90,10 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     folder = tmp_path_factory.mktemp("study-clean")
     config = write_config(folder)
     proc = subprocess.run(amuro("study", "run", str(config)), capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, cwd=folder)  # not a git checkout
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # lm-eval asks git for the working folder's commit: no "fatal: not a git repository"
+    assert "fatal" not in proc.stdout + proc.stderr
     return config, proc.stdout
 
 
@@ -111,6 +113,21 @@ def test_demo_grid_report_matches_raw_results(clean_run: tuple[Path, str]) -> No
     assert len(set(commits)) == 3
     losses = [c["train_loss"] for c in pretrain["checkpoints"]]
     assert losses[2] < losses[0]
+
+    # each unit's log holds the libraries' log lines, not progress-bar redraws
+    for unit in (plan.pretrain, plan.finetunes[0], plan.base_evals[0]):
+        log = (plan.unit_dir(unit.uid) / "log.txt").read_text()
+        assert "\r" not in log and "it/s]" not in log, log[-2000:]
+        assert " INFO " in log
+    assert " INFO lm_eval." in (plan.unit_dir(plan.base_evals[0].uid) / "log.txt").read_text()
+    assert " INFO transformers.trainer" in (plan.unit_dir(plan.finetunes[0].uid)
+                                             / "log.txt").read_text()
+    # lm-eval's own results file, as `lm_eval --output_path` writes it
+    result = json.loads((plan.unit_dir(plan.base_evals[0].uid) / "result.json").read_text())
+    lm_eval_results = json.loads((plan.unit_dir(plan.base_evals[0].uid)
+                                  / result["lm_eval"]["output"]["results_file"]).read_text())
+    assert {"results", "configs", "versions", "n-shot", "config"} <= set(lm_eval_results)
+    assert set(lm_eval_results["results"]) == {t.task_name for t in plan.base_evals[0].tasks}
 
     means = sample_means(plan)
     records = unit_records(plan)
