@@ -64,6 +64,16 @@ class _LogLines(io.TextIOBase):
         """Yes."""
         return True
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        """The file's (some libraries read ``sys.stdout.encoding``)."""
+        return self._fh.encoding
+
+    @property
+    def buffer(self) -> Any:
+        """The file's binary buffer (bytes written there go to the log unfiltered)."""
+        return self._fh.buffer
+
     def write(self, text: str) -> int:
         """Write the complete lines of ``text`` (the rest waits for its newline)."""
         *lines, self._pending = (self._pending + text).split("\n")
