@@ -209,6 +209,10 @@ class BackendSpec:
     job array's ``array_parallelism`` when set, else as many as the cluster schedules."""
     slurm: SlurmSpec = field(default_factory=SlurmSpec)
     trust_remote_code: bool = False
+    cpu_threads: int | None = None
+    """torch's CPU threads in each unit's process (``None``: torch's default, one per core).
+    Tiny CPU models run fastest on one: threads only wait for each other on such small
+    tensors, and far longer on a machine shared with other jobs."""
 
     def model_args(self, pretrained: str, revision: str | None) -> dict[str, Any]:
         """lm-eval ``model_args`` (a dict: paths with commas stay intact)."""
@@ -590,7 +594,7 @@ _BATCH = re.compile(r"recommended|auto(:[1-9]\d*)?")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 _SLURM_KEYS = ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "extra")
 _BACKEND_KEYS = ("eval", "device", "batch_size", "dtype", "num_gpus", "per_device_batch_size",
-                 "executor", "workers", "slurm", "trust_remote_code")
+                 "executor", "workers", "slurm", "trust_remote_code", "cpu_threads")
 
 
 def _parse_backend(value: Any) -> BackendSpec:
@@ -617,7 +621,7 @@ def _parse_backend(value: Any) -> BackendSpec:
             kwargs["batch_size"] = bs
         else:
             kwargs["batch_size"] = _int(bs, "backend.batch_size", 1)
-    for name in ("num_gpus", "per_device_batch_size", "workers"):
+    for name in ("num_gpus", "per_device_batch_size", "workers", "cpu_threads"):
         if name in data:
             kwargs[name] = _int(data[name], f"backend.{name}", 1)
     if "trust_remote_code" in data:

@@ -336,7 +336,8 @@ def execute_unit(plan: Plan, uid: str) -> UnitOutcome:
             try:
                 store.clear_partial(uid, keep=_KEEP_ON_REDO.get(unit.kind, ()))
                 store.write_identity(uid, unit.identity())
-                with unit_log(plan.unit_dir(uid) / LOG, matter):
+                with cpu_threads(plan.config.backend.cpu_threads), \
+                        unit_log(plan.unit_dir(uid) / LOG, matter):
                     payload = _BODIES[unit.kind](plan, unit)
                 wall = time.perf_counter() - start
                 store.write_result(uid, {
@@ -352,6 +353,28 @@ def execute_unit(plan: Plan, uid: str) -> UnitOutcome:
         return UnitOutcome(uid, FAILED, unit.describe(), time.perf_counter() - start,
                            f"{type(err).__name__}: {err} (the unit's folder "
                            f"{plan.unit_dir(uid)} is not writable; nothing recorded)")
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """``backend.cpu_threads`` for torch in this process and for the processes it starts, for
+    the duration (then as before)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
 
 
 def _noted(matter: _Matter) -> tuple[str, ...]:

@@ -541,7 +541,7 @@ REAL = {
     "finetune": {"tasks": ["mnli"], "learning_rates": [0.001], "num_train_examples": 16,
                  "max_steps": 2, "save_steps": 1, "max_length": 256},
     "eval": {"sets": ["rte", "xsum"], "shots": [2], "limit": 2},
-    "backend": {"dtype": "float32"},
+    "backend": {"dtype": "float32", "cpu_threads": 1},
 }
 
 

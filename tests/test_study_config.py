@@ -112,6 +112,7 @@ def test_eval_sets_auto_covers_id_ood_and_cross_task() -> None:
     ("backend.dtype", "float99", "backend.dtype"),
     ("backend.batch_size", "autoxyz", "backend.batch_size"),
     ("backend.num_gpus", 3, "backend.num_gpus"),  # 8 examples per step over 3 processes
+    ("backend.cpu_threads", 0, "backend.cpu_threads"),
     ("backend.slurm", {"timeout_min": 0}, "backend.slurm.timeout_min"),
     ("revisions", KeyError, "revisions"),
     ("model", KeyError, "model"),

@@ -239,3 +239,23 @@ def test_a_units_log_holds_the_libraries_lines_and_no_progress_bars(
     assert outcome.warnings == ("warning: sample smaller than asked: 8 of 16 rows",)
     eval_log = (plan.unit_dir(plan.base_evals[0].uid) / LOG).read_text()
     assert "INFO lm_eval.evaluator: Running loglikelihood requests" in eval_log
+
+
+def test_cpu_threads_hold_while_a_unit_runs_and_are_given_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    seen: list[tuple[int, str | None]] = []
+
+    def body(plan: Plan, unit: EvalUnit) -> dict[str, Any]:
+        seen.append((torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")))
+        return eval_body(plan, unit)
+
+    monkeypatch.setitem(runner._BODIES, "eval", body)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    plan = build_plan(parse_config({**CONFIG, "output_dir": str(tmp_path / "s"),
+                                    "finetune": {}, "backend": {"cpu_threads": 1}}))
+    assert run_study(plan, runner_executor()).ok
+    assert seen == [(1, "1")] * len(plan.base_evals)
+    assert torch.get_num_threads() == before and "OMP_NUM_THREADS" not in os.environ
