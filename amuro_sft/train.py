@@ -48,6 +48,7 @@ from amuro_sft.hub import (
     push_run,
     resolve_revision,
 )
+from amuro_sft.progress import library_progress_bars
 from amuro_sft.provenance import (
     IDENTITY_NAME,
     RECORD_NAME,
@@ -330,29 +331,6 @@ def _push(recipe: SFTRecipe, out: Path, record: dict[str, Any]) -> dict[str, Any
     record["hub"] = {"repo": t.hub_model_id, "branch": branch, "commit_url": url}
     write_json_atomic(out / RECORD_NAME, record)
     return record
-
-
-@contextmanager
-def library_progress_bars(enabled: bool):
-    """Within the block, the progress bars of datasets, transformers (weights loaded and saved)
-    and huggingface_hub are on or off (``disable_tqdm`` turns the Trainer's off only); their
-    previous state is restored afterwards."""
-    import datasets
-    import huggingface_hub.utils as hub_utils
-    from transformers.utils import logging as hf_logging
-
-    before = (datasets.is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled(),
-              not hub_utils.are_progress_bars_disabled())
-    for on, enable, disable in (
-            (enabled, datasets.enable_progress_bars, datasets.disable_progress_bars),
-            (enabled, hf_logging.enable_progress_bar, hf_logging.disable_progress_bar)):
-        (enable if on else disable)()
-    try:
-        yield
-    finally:
-        (datasets.enable_progress_bars if before[0] else datasets.disable_progress_bars)()
-        (hf_logging.enable_progress_bar if before[1] else hf_logging.disable_progress_bar)()
-        (hub_utils.enable_progress_bars if before[2] else hub_utils.disable_progress_bars)()
 
 
 @contextmanager

@@ -113,18 +113,6 @@ class _Matter(logging.Handler):
                 self.seen.append(line)
 
 
-def _disable_progress_bars() -> None:
-    """Turn off the bars the libraries let one turn off (lm-eval's are dropped from the log)."""
-    with contextlib.suppress(ImportError):
-        import datasets
-
-        datasets.disable_progress_bars()
-    with contextlib.suppress(ImportError):
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # and huggingface_hub's
-
-
 @contextlib.contextmanager
 def _route_logging(stream: io.TextIOBase, matter: _Matter) -> Iterator[None]:
     """Send the libraries' log records and Python warnings to ``stream`` (and what matters to
@@ -141,13 +129,14 @@ def _route_logging(stream: io.TextIOBase, matter: _Matter) -> Iterator[None]:
         logger.handlers = []
         logger.propagate = True
         logger.setLevel(logging.WARNING if name == "py.warnings" else logging.INFO)
+    capturing = getattr(logging, "_warnings_showwarning", None) is not None
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         logging.captureWarnings(True)
         try:
             yield
         finally:
-            logging.captureWarnings(False)
+            logging.captureWarnings(capturing)
             for logger, level, handlers, propagate in saved:
                 logger.handlers = handlers
                 logger.setLevel(level)
@@ -161,12 +150,13 @@ def unit_log(path: Path, matter: _Matter | None = None) -> Iterator[None]:
     if os.environ.get(VERBOSE_ENV) == "1":
         yield
         return
+    from amuro_sft.progress import library_progress_bars
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    _disable_progress_bars()
     with open(path, "a", encoding="utf-8", buffering=1) as fh:  # line by line: tail -f
         lines = _LogLines(fh)
-        try:
-            with _route_logging(lines, matter or _Matter()), \
+        try:  # bars off where the library allows it (lm-eval's: dropped by _LogLines)
+            with library_progress_bars(False), _route_logging(lines, matter or _Matter()), \
                     contextlib.redirect_stdout(lines), contextlib.redirect_stderr(lines):
                 yield
         finally:
