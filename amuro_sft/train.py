@@ -48,6 +48,7 @@ from amuro_sft.hub import (
     push_run,
     resolve_revision,
 )
+from amuro_sft.progress import library_progress_bars
 from amuro_sft.provenance import (
     IDENTITY_NAME,
     RECORD_NAME,
@@ -355,6 +356,11 @@ def run_sft(recipe: SFTRecipe, *, callbacks: list | None = None) -> Path:
     """
     if recipe.args.lr_sweep:
         raise RecipeError("lr_sweep", "a sweep trains several runs: use run_lr_sweep")
+    with library_progress_bars(not recipe.training.disable_tqdm):
+        return _run_sft(recipe, callbacks)
+
+
+def _run_sft(recipe: SFTRecipe, callbacks: list | None) -> Path:
     prep = _prepare(recipe)
     out = prep.out
     t = recipe.training

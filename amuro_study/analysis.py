@@ -557,7 +557,8 @@ def detect_dichotomy(
        hence not learned, when ``first > 0.99``, e.g. the release's label-less QQP/STS-B);
     2. beyond checkpoint-to-checkpoint noise: ``delta >= min_noise_multiple * sd_after`` where
        ``sd_after`` is the sample sd of the scores at all checkpoints after the first (a set that
-       merely wobbles between checkpoints does not count as learned);
+       merely wobbles between checkpoints does not count as learned); the reported
+       ``noise_multiple = delta / sd_after`` is NaN when ``sd_after`` is 0;
     3. beyond sampling error, where standard errors are known: ``delta > z * se_delta`` with
        ``se_delta = sqrt(se_first^2 + sum(se_late^2) / k^2)`` (the stderr column, e.g. the
        release's bootstrap standard errors, or bootstrap SEs from per-sample files).
@@ -592,7 +593,9 @@ def detect_dichotomy(
             "eval_set": eval_set, "metric": metric, "n_checkpoints": len(vals),
             "first": float(first), "late_mean": float(late.mean()), "delta": delta,
             "headroom_gain": headroom, "sd_after_first": sd_after,
-            "noise_multiple": delta / sd_after if sd_after > 0 else math.inf,
+            # no spread after the first checkpoint: the ratio is undefined (NaN), not +inf --
+            # which would read as "infinitely beyond noise" even for a negative delta
+            "noise_multiple": delta / sd_after if sd_after > 0 else math.nan,
             "se_delta": se_delta,
             "detected": "pre-training" if learned else "fine-tuning",
         }

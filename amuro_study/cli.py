@@ -10,19 +10,20 @@
     amuro demo                              # = amuro study run examples/demo.yaml
 
 Exit status: 0 when every unit is done, 1 when some unit failed or was blocked (they are
-listed), 2 for a bad config or command line (nothing was run).
+listed) or there is nothing to report yet, 2 for a bad config, command line or output folder
+(nothing was run).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from amuro_study.runner import (
     StudySummary,
     UnitOutcome,
     collect_records,
+    prepare_output,
     run_study,
     stage_durations,
     store_of,
@@ -56,19 +58,24 @@ def set_offline() -> None:
 
 
 def quiet_libraries() -> None:
-    """Silence the libraries' own progress bars and chatter (our bars are per stage)."""
+    """Keep the terminal for amuro's progress and the warnings that matter.
+
+    While a unit runs, the libraries' log records, warnings and output go to its ``log.txt``
+    (:func:`amuro_study.runner.unit_log`, which also turns their progress bars off). Between
+    units (planning, the report) their chatter is cut to errors, and Python warnings become
+    log records (``py.warnings``, shown from ERROR on); amuro's own warnings stay on.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("WANDB_DISABLED", "true")
-    warnings.filterwarnings("ignore")
-    # these libraries bind their own stream handlers to the terminal at import time; amuro's
-    # own warnings stay on and go to the unit's log.txt
-    for name in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "trl",
-                 "huggingface_hub"):
+    for name in ("lm_eval", "transformers", "datasets", "accelerate", "trl",
+                 "huggingface_hub", "matplotlib", "py.warnings"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.captureWarnings(True)
+    if not logging.getLogger("amuro").handlers:  # amuro's warnings: one plain line each
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("amuro: %(levelname)s: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        logging.getLogger("amuro").addHandler(handler)
 
 
 class RichProgress:
@@ -110,7 +117,11 @@ class RichProgress:
         self.progress.advance(self.tasks[stage])
         if outcome.status in (FAILED, BLOCKED):
             self.progress.console.print(
-                f"[red]{outcome.status}[/red] {outcome.description}: {outcome.error}")
+                f"[red]{outcome.status}[/red] {outcome.description}: {outcome.error}",
+                markup=True, highlight=False)
+        for line in outcome.warnings:
+            self.progress.console.print(f"[yellow]{outcome.description}[/yellow]: {line}",
+                                        markup=True, highlight=False)
 
     def end_stage(self, stage: str) -> None:
         """Close the bar of ``stage``."""
@@ -150,14 +161,35 @@ def print_plan(plan: Plan, out: Any = None) -> None:
         print(f"  {line}", file=out)
 
 
+class NothingToReport(RuntimeError):
+    """No evaluation has finished yet in the study's output folder."""
+
+
 def load_and_plan(path: str | Path, output_dir: str | None = None) -> Plan:
     """Config -> validated plan (Hub steps resolved); raises :class:`StudyConfigError`."""
-    config: StudyConfig = load_config(path)
-    if output_dir:
-        config = dataclasses.replace(config, output_dir=Path(output_dir))
+    config: StudyConfig = load_config(path, output_dir or None)
     if config.offline:
         set_offline()
     return build_plan(config)
+
+
+def check_output_dir(path: Path, key: str = "output_dir") -> None:
+    """Raise :class:`StudyConfigError` naming ``key`` unless ``path`` is (or can be made) a
+    folder amuro can write in: not a file, not read-only. A probe file is created and removed
+    (as root, permission bits say nothing: only a real write tells)."""
+    if path.exists() and not path.is_dir():
+        raise StudyConfigError(f"{key}: {path} is a file, not a folder")
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".amuro-write-probe.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        for folder in created:  # deepest first: leave nothing behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise StudyConfigError(f"{key}: cannot write to {path}: {err.strerror or err}") from None
 
 
 def write_report(plan: Plan, out_dir: Path | None = None) -> Path:
@@ -171,53 +203,96 @@ def write_report(plan: Plan, out_dir: Path | None = None) -> Path:
 
     records = collect_records(plan)
     if not records:
-        raise RuntimeError("no evaluation results yet: run `amuro study run` first")
+        source = plan.config.source or "CONFIG.yaml"
+        raise NothingToReport(f"no evaluation has finished in {plan.output_dir / 'units'} yet: "
+                              f"run `amuro study run {source}` first")
     cfg = plan.config
     shots = 4 if 4 in cfg.eval.shots else cfg.eval.shots[0]
     rates = {f.task: f.learning_rate for f in reversed(plan.finetunes)}
     notes = (f"Study `{cfg.name}` ({cfg.source or 'config'}): {len(plan.checkpoints)} checkpoints"
              f" of {cfg.model}, data source `{cfg.data}`, eval limit {cfg.eval.limit}; "
              f"results under {plan.output_dir / 'units'}.")
-    return Path(build_report(to_frame(records), out_dir or plan.report_dir(),
+    frame = to_frame(records)
+    if cfg.pretrain is not None and cfg.pretrain.world is not None:
+        from amuro_study.demo_world import describe
+
+        notes = describe(cfg.pretrain.world, frame) + "\n\n" + notes
+    return Path(build_report(frame, out_dir or plan.report_dir(),
                              title=f"amuro study report: {cfg.name}", shots=shots,
                              learning_rates=rates, notes=notes))
+
+
+HISTORY = "history"
+"""``<output_dir>/history/``: one JSON file per ``amuro study run`` (never overwritten)."""
+
+
+def _run_record_path(plan: Plan) -> Path:
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S.%f")  # sorts by time; unique per process
+    return plan.output_dir / HISTORY / f"run-{stamp}-{os.getpid()}.json"
+
+
+def _write_run_record(path: Path, record: dict[str, Any]) -> str:
+    """Write the run's record; ``""`` or why it could not be written (never raises)."""
+    from amuro_sft.atomic import write_json_atomic
+
+    try:
+        write_json_atomic(path, record)
+    except OSError as err:
+        return f"could not write the run summary {path}: {err.strerror or err}"
+    return ""
 
 
 def run(plan: Plan, *, executor: str | None = None, workers: int | None = None,
         cluster: str | None = None, report: bool = True, show_progress: bool = True
         ) -> tuple[StudySummary, Path | None]:
-    """Run ``plan`` (resuming), then write the report; return the summary and report path."""
+    """Run ``plan`` (resuming), then write the report; return the summary and report path.
+
+    Each call leaves ``<output_dir>/history/run-<time>-<pid>.json``: written when the run
+    starts (``status: running``; a run that was killed stays so) and again at its end, with
+    every unit's outcome, the counts and the report's path. A storage error in a unit fails
+    that unit only; one that stops the report or the summary from being written is in the
+    returned summary (as the unit ``report`` / printed), never raised.
+    """
     from amuro_study.executors import make_executor
     from amuro_study.runner import NoProgress
 
     exe = make_executor(plan, executor, workers, cluster)
     start = time.perf_counter()
+    record_path = _run_record_path(plan)
+    base = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv,
+            "pid": os.getpid(), "config": str(plan.config.source or ""),
+            "executor": executor or plan.config.backend.executor}
+    problems = [_write_run_record(record_path, {**base, "status": "running"})]
     if show_progress:
         with RichProgress() as progress:
             summary = run_study(plan, exe, progress)
     else:
         summary = run_study(plan, exe, NoProgress())
     report_path = None
-    (plan.output_dir / "report_error.json").unlink(missing_ok=True)
     if report:
+        error_file = plan.output_dir / "report_error.json"
         try:
+            error_file.unlink(missing_ok=True)
             report_path = write_report(plan)
         except Exception as err:  # the results stay; `amuro study report` retries
             import traceback
 
-            from amuro_study.store import write_json_atomic
+            from amuro_sft.atomic import write_json_atomic
 
-            write_json_atomic(plan.output_dir / "report_error.json", {
-                "error": f"{type(err).__name__}: {err}",
-                "traceback": "".join(traceback.format_exception(err))})
+            with contextlib.suppress(OSError):
+                write_json_atomic(error_file, {
+                    "error": f"{type(err).__name__}: {err}",
+                    "traceback": "".join(traceback.format_exception(err))})
             summary.outcomes.append(UnitOutcome("report", FAILED, "write the report",
                                                 error=f"{type(err).__name__}: {err}"))
-    summary_path = plan.output_dir / "last_run.json"
-    from amuro_study.store import write_json_atomic
-
-    write_json_atomic(summary_path, {**summary.to_dict(),
-                                     "wall_s": time.perf_counter() - start,
-                                     "report": str(report_path) if report_path else None})
+    problems.append(_write_run_record(record_path, {
+        **base, **summary.to_dict(), "status": "finished",
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_s": time.perf_counter() - start,
+        "report": str(report_path) if report_path else None}))
+    summary.problems = [p for p in problems if p]
     return summary, report_path
 
 
@@ -229,8 +304,10 @@ def print_summary(summary: StudySummary, report_path: Path | None, wall_s: float
     for outcome in summary.by_status(FAILED) + summary.by_status(BLOCKED):
         print(f"  {outcome.status.upper()}: {outcome.uid} {outcome.description}: {outcome.error}")
     if summary.by_status(FAILED):
-        print("  (traceback: <output_dir>/units/<uid>/error.json, output: .../log.txt; "
-              "a re-run retries them)")
+        print("  (traceback: error.json, the libraries' log: log.txt, in the unit's folder "
+              "under <output_dir>/units/; a re-run retries them)")
+    for problem in summary.problems:
+        print(f"  warning: {problem}")
     if report_path is not None:
         print(f"\nreport: {report_path.resolve()}")
 
@@ -257,6 +334,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     plan = load_and_plan(args.config, args.output_dir)  # a bad config fails before anything
+    check_output_dir(plan.output_dir, "--output-dir" if args.output_dir else "output_dir")
     if args.verbose:
         os.environ[VERBOSE_ENV] = "1"
     else:
@@ -286,7 +364,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not args.config:
         raise StudyConfigError("<command line>: give CONFIG.yaml or --paper OUT")
     plan = load_and_plan(args.config, args.output_dir)
-    path = write_report(plan, Path(args.out) if args.out else None)
+    if plan.output_dir.is_dir():
+        prepare_output(plan)  # a folder made by an older amuro: its units are moved first
+    out = Path(args.out) if args.out else plan.report_dir()
+    try:
+        path = write_report(plan, out)
+    except OSError as err:  # a full disk, a read-only folder: the results are untouched
+        print(f"amuro: error: cannot write the report to {out}: {err.strerror or err}",
+              file=sys.stderr)
+        return 1
     print(f"report: {path}")
     return 0
 
@@ -308,10 +394,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _cmd_run(args)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", help="override the config's output_dir")
     p.add_argument("--executor", choices=("local", "slurm"), help="override backend.executor")
-    p.add_argument("--workers", type=int,
+    p.add_argument("--workers", type=_positive_int,
                    help="units at once: local processes, or SLURM jobs of a stage")
     p.add_argument("--cluster", help="submitit cluster (slurm, local, debug); default: auto")
     p.add_argument("--no-report", action="store_true", help="do not write the report")
@@ -385,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     except StudyConfigError as err:
         print(f"amuro: config error: {err}", file=sys.stderr)
         return 2
+    except NothingToReport as err:
+        print(f"amuro: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

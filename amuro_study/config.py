@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from amuro_sft.hub import branch_for_step, list_branches, revision_step
+from amuro_sft.hub import branch_for_step, check_model_exists, list_branches, revision_step
 from amuro_sft.tasks import TULU, eval_sets, is_known_task, trainable_tasks  # noqa: F401
 from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
@@ -90,8 +90,35 @@ class RevisionSpec:
 
 
 @dataclass(frozen=True)
+class WorldSpec:
+    """Demo only: the synthetic world (:mod:`amuro_study.demo_world`) that the study's data and
+    the demo pre-training corpus come from, written to ``<output_dir>/world`` when the config
+    is read.
+
+    ``pretrain_sets``: the sets whose solved training examples are in the pre-training corpus
+    (the base checkpoints can learn those tasks in pre-training; the others only by
+    fine-tuning)."""
+
+    seed: int = 0
+    train_rows: int = 400
+    eval_rows: int = 150
+    label_noise: float = 0.1
+    pretrain_sets: tuple[str, ...] = ("xsum",)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (tuples as lists)."""
+        return {"seed": self.seed, "train_rows": self.train_rows, "eval_rows": self.eval_rows,
+                "label_noise": self.label_noise, "pretrain_sets": list(self.pretrain_sets)}
+
+
+WORLD_DIR = "world"
+"""The synthetic world's folder under ``output_dir`` (its data source)."""
+
+
+@dataclass(frozen=True)
 class PretrainSpec:
-    """Demo only: build a tiny OLMo-architecture model and pre-train it on the fixture texts.
+    """Demo only: build a tiny OLMo-architecture model and pre-train it on the fixture texts,
+    or, with ``world``, on the corpus of a synthetic world whose data the study then uses.
 
     Checkpoints are saved after each step in ``save_steps`` (0 = the random initialisation).
     """
@@ -106,6 +133,7 @@ class PretrainSpec:
     block_size: int = 64
     batch_size: int = 8
     learning_rate: float = 3e-3
+    world: WorldSpec | None = None
 
     @property
     def max_steps(self) -> int:
@@ -211,6 +239,10 @@ class BackendSpec:
     shared_prefix: bool = True
     """hf backend: compute each shared prompt prefix once (lm-eval model ``amuro-hf``, identical
     scores); false: lm-eval's own ``hf`` model."""
+    cpu_threads: int | None = None
+    """torch's CPU threads in each unit's process (``None``: torch's default, one per core).
+    Tiny CPU models run fastest on one: threads only wait for each other on such small
+    tensors, and far longer on a machine shared with other jobs."""
 
     @property
     def lm_eval_model(self) -> str:
@@ -407,6 +439,31 @@ def _parse_hub_steps(value: Any) -> tuple[tuple[int, ...], bool]:
     return steps, with_main
 
 
+def _parse_world(value: Any) -> WorldSpec:
+    from amuro_study.demo_world import WORLD_SETS
+
+    data = _mapping(value, "pretrain.world")
+    _check_keys(data, [f.name for f in fields(WorldSpec)], "pretrain.world")
+    kwargs: dict[str, Any] = {}
+    for name in ("seed", "train_rows", "eval_rows"):
+        if name in data:
+            kwargs[name] = _int(data[name], f"pretrain.world.{name}",
+                                0 if name == "seed" else 20)
+    if "label_noise" in data:
+        noise = _float(data["label_noise"], "pretrain.world.label_noise", positive=False)
+        if not 0 <= noise < 1:
+            raise _err("pretrain.world.label_noise", f"must be in [0, 1), got {noise}")
+        kwargs["label_noise"] = noise
+    if "pretrain_sets" in data:
+        key = "pretrain.world.pretrain_sets"
+        items = _list(data["pretrain_sets"], key, allow_empty=True)
+        for i, item in enumerate(items):
+            _choice(item, f"{key}[{i}]", WORLD_SETS)
+        _unique(items, key)
+        kwargs["pretrain_sets"] = tuple(items)
+    return WorldSpec(**kwargs)
+
+
 def _parse_pretrain(value: Any) -> PretrainSpec:
     data = _mapping(value, "pretrain")
     known = [f.name for f in fields(PretrainSpec)]
@@ -418,6 +475,8 @@ def _parse_pretrain(value: Any) -> PretrainSpec:
         key = f"pretrain.{name}"
         if name == "save_steps":
             kwargs[name] = tuple(sorted(_parse_steps(data[name], key)))
+        elif name == "world":
+            kwargs[name] = _parse_world(data[name])
         elif name == "name":
             kwargs[name] = _str(data[name], key)
         elif name == "learning_rate":
@@ -645,7 +704,8 @@ _BATCH = re.compile(r"recommended|auto(:[1-9]\d*)?")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 _SLURM_KEYS = ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "extra")
 _BACKEND_KEYS = ("eval", "device", "batch_size", "dtype", "num_gpus", "per_device_batch_size",
-                 "executor", "workers", "slurm", "trust_remote_code", "shared_prefix")
+                 "executor", "workers", "slurm", "trust_remote_code", "shared_prefix",
+                 "cpu_threads")
 
 
 def _parse_backend(value: Any) -> BackendSpec:
@@ -672,7 +732,7 @@ def _parse_backend(value: Any) -> BackendSpec:
             kwargs["batch_size"] = bs
         else:
             kwargs["batch_size"] = _int(bs, "backend.batch_size", 1)
-    for name in ("num_gpus", "per_device_batch_size", "workers"):
+    for name in ("num_gpus", "per_device_batch_size", "workers", "cpu_threads"):
         if name in data:
             kwargs[name] = _int(data[name], f"backend.{name}", 1)
     for name in ("trust_remote_code", "shared_prefix"):
@@ -726,6 +786,10 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
         if "model" not in data:
             raise _err("model", "missing required key (a Hub id or a local directory)")
         model = _str(data["model"], "model")
+        try:  # a path that does not exist would pass as a Hub id, and fail in every unit
+            check_model_exists(model)
+        except AmuroConfigError as err:
+            raise _err("model", str(err)) from None
         if "revisions" in data and "steps" in data:
             raise _err("steps", "give either 'revisions' or 'steps', not both")
         if "revisions" in data:
@@ -742,9 +806,22 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
                 if rev.revision != "main" and not (Path(model) / rev.revision).is_dir():
                     raise _err(f"revisions[{i}]",
                                f"no checkpoint directory {Path(model) / rev.revision}")
-    data_source = _str(data.get("data", "hub"), "data")
-    if data_source not in ("hub", "fixtures") and not Path(data_source).is_dir():
-        raise _err("data", f"must be hub, fixtures or an existing directory, got {data_source!r}")
+    if pretrain is not None and pretrain.world is not None:
+        if "data" in data:
+            raise _err("data", "not allowed with pretrain.world (the data is the synthetic "
+                               f"world, written to {output_dir / WORLD_DIR})")
+        from amuro_study.demo_world import write_world
+
+        try:  # deterministic, a few hundred KB: written (once) when the config is read
+            data_source = str(write_world(pretrain.world, output_dir / WORLD_DIR))
+        except OSError as err:
+            raise _err("output_dir", f"cannot write the demo world to {output_dir / WORLD_DIR}: "
+                                     f"{err.strerror or err}") from None
+    else:
+        data_source = _str(data.get("data", "hub"), "data")
+        if data_source not in ("hub", "fixtures") and not Path(data_source).is_dir():
+            raise _err("data", "must be hub, fixtures or an existing directory, got "
+                               f"{data_source!r}")
     offline = data.get("offline", False)
     if not isinstance(offline, bool):
         raise _err("offline", "must be true or false")
@@ -775,8 +852,9 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
     )
 
 
-def load_config(path: str | Path) -> StudyConfig:
-    """Read and validate a study YAML file."""
+def load_config(path: str | Path, output_dir: str | Path | None = None) -> StudyConfig:
+    """Read and validate a study YAML file; ``output_dir`` replaces the file's (before
+    anything is derived from it, such as the demo world's folder)."""
     path = Path(path)
     if not path.is_file():
         raise StudyConfigError(f"<config>: no such file {path}")
@@ -784,6 +862,8 @@ def load_config(path: str | Path) -> StudyConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise StudyConfigError(f"<config>: {path} is not valid YAML: {err}") from None
+    if output_dir is not None and isinstance(data, Mapping):
+        data = {**data, "output_dir": str(output_dir)}
     return parse_config(data, source=path)
 
 

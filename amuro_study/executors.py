@@ -76,8 +76,8 @@ class LocalExecutor:
 def _died(plan: Plan, uid: str, why: str) -> UnitOutcome:
     """A unit whose process died: recorded as a failure (error.json) from this process."""
     description = plan.units()[uid].describe()
-    store_of(plan).write_error(uid, RuntimeError(why), description)
-    return UnitOutcome(uid, FAILED, description, error=why)
+    note = store_of(plan).try_write_error(uid, RuntimeError(why), description)
+    return UnitOutcome(uid, FAILED, description, error=why + note)
 
 
 def _import_submitit() -> Any:
@@ -174,7 +174,9 @@ def make_executor(plan: Plan, kind: str | None = None, workers: int | None = Non
     """The executor the config (or the command line, which wins) asks for."""
     backend = plan.config.backend
     kind = kind or backend.executor
-    workers = workers or backend.workers
+    workers = backend.workers if workers is None else workers
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if kind == "local":
         return LocalExecutor(workers or 1)
     if kind == "slurm":

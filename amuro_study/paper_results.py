@@ -171,11 +171,17 @@ def parse_eval_dataset(name: str, table: str, cot_chat: bool = False) -> tuple[s
 
 
 def default_results_dir() -> Path:
-    """``$AMURO_PAPER_RESULTS`` or ``<workspace>/shared/paper/results`` next to the repository."""
+    """``$AMURO_PAPER_RESULTS``; else the copy committed in a source checkout
+    (``tests/data/paper_results``, byte-identical to the release); else
+    ``shared/paper/results`` next to the repository (the workspace's). The first of the last two
+    that holds the tables, or the committed copy's path when neither does."""
     env = os.environ.get("AMURO_PAPER_RESULTS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "paper" / "results"
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [repo / "tests" / "data" / "paper_results",
+                  repo.parent / "shared" / "paper" / "results"]
+    return next((c for c in candidates if (c / ALL_PERF).is_file()), candidates[0])
 
 
 def _read_table(results_dir: Path, table: str) -> pd.DataFrame:

@@ -18,9 +18,11 @@ derived from ids by :class:`Plan`, not the other way round.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,7 +66,13 @@ class PretrainUnit:
     @property
     def uid(self) -> str:
         """Stable id: hash of the pre-training recipe."""
-        return _uid(self.kind, {"spec": asdict(self.spec)})
+        return _uid(self.kind, {"spec": self._spec()})
+
+    def _spec(self) -> dict[str, Any]:
+        spec = asdict(self.spec)
+        if spec["world"] is None:  # (added in amuro 0.2: ids of studies without one unchanged)
+            del spec["world"]
+        return spec
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -78,7 +86,7 @@ class PretrainUnit:
 
     def identity(self) -> dict[str, Any]:
         """The JSON identity."""
-        return {"kind": self.kind, "spec": asdict(self.spec)}
+        return {"kind": self.kind, "spec": self._spec()}
 
 
 #: Recipe options that name the base model: a fine-tune unit has them in ``base`` instead.
@@ -277,6 +285,46 @@ STAGES = ("pretrain", "base-eval", "finetune", "finetuned-eval")
 """Stage names, in order; a stage only depends on earlier ones."""
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
+
+
+def _slug(text: str, limit: int = 60) -> str:
+    return _UNSAFE.sub("-", text).strip("-.")[:limit] or "x"
+
+
+def _checkpoint_slug(ckpt: Checkpoint) -> str:
+    if ckpt.revision:
+        return _slug(ckpt.revision)
+    return f"step{ckpt.step}" if ckpt.step is not None else "main"
+
+
+def unit_folder(unit: Unit) -> str:
+    """The folder of ``unit`` under ``units/``, for people to read: its stage, checkpoint,
+    fine-tune and shots (a shot set other than the default adds its seed, ``-perdoc``), then
+    the hash of its id (``finetune/step10_mnli-lr0.001_<hash>``).
+
+    Only ever derived from the unit, never parsed back: the identity is in ``unit.json`` and
+    ``result.json``. Characters other than letters, digits and ``._@+=-`` become ``-``.
+    """
+    digest = unit.uid.rsplit("-", 1)[-1]
+    if isinstance(unit, PretrainUnit):
+        steps = "-".join(str(s) for s in unit.spec.save_steps)
+        return f"pretrain/{_slug(unit.spec.name)}_steps-{_slug(steps)}_{digest}"
+    if isinstance(unit, FinetuneUnit):
+        return (f"finetune/{_checkpoint_slug(unit.base)}_{_slug(unit.task)}"
+                f"-lr{unit.learning_rate:g}_{digest}")
+    shots = f"{unit.shots}shot"
+    if unit.shots and unit.fewshot_seed not in (None, DEFAULT_FEWSHOT_SEED):
+        shots += f"-seed{unit.fewshot_seed}"
+    if unit.shots and unit.shot_sampling not in (None, DEFAULT_SHOT_MODE):
+        shots += "-perdoc" if unit.shot_sampling == "per_document" else f"-{unit.shot_sampling}"
+    if unit.finetune is None:
+        return f"base-eval/{_checkpoint_slug(unit.checkpoint)}_{shots}_{digest}"
+    ft = unit.finetune
+    return (f"finetuned-eval/{_checkpoint_slug(unit.checkpoint)}_{_slug(ft.task)}"
+            f"-lr{ft.learning_rate:g}_{shots}_{digest}")
+
+
 @dataclass
 class Plan:
     """The planned grid of a study and where each unit's files live."""
@@ -310,9 +358,14 @@ class Plan:
     def __iter__(self) -> Iterator[Unit]:
         return iter(self.units().values())
 
+    @functools.cached_property
+    def unit_folders(self) -> dict[str, str]:
+        """Every unit's folder under ``units/``, by id (:func:`unit_folder`)."""
+        return {uid: unit_folder(unit) for uid, unit in self.units().items()}
+
     def unit_dir(self, uid: str) -> Path:
-        """The folder of unit ``uid`` (identity, result, samples, fine-tuned model)."""
-        return self.output_dir / "units" / uid
+        """The folder of unit ``uid`` (identity, result, lm-eval output, fine-tuned model)."""
+        return self.output_dir / "units" / self.unit_folders[uid]
 
     def report_dir(self) -> Path:
         """Where the report is written."""

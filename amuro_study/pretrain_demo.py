@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +41,27 @@ def _save_checkpoint(model: Any, tokenizer: Any, out: Path, step: int, spec: Pre
     tmp = out.with_name(f".{out.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / MARKER).write_text(json.dumps(
-        {"model": spec.name, "step": step, "train_loss": loss, "spec": spec.__dict__},
-        indent=1, default=list) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / MARKER).write_text(json.dumps(
+            {"model": spec.name, "step": step, "train_loss": loss, "spec": asdict(spec)},
+            indent=1, default=list) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:  # a full disk, a kill signal raised as an exception: no torn copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
-def pretrain_tiny(spec: PretrainSpec, out_dir: str | Path) -> list[dict[str, Any]]:
+def pretrain_tiny(spec: PretrainSpec, out_dir: str | Path, data: str | None = None
+                  ) -> list[dict[str, Any]]:
     """Pre-train a tiny model per ``spec`` into ``out_dir/step_<k>``; return one dict per
-    checkpoint (``step``, ``path``, ``train_loss``). Redoes everything if called again."""
+    checkpoint (``step``, ``path``, ``train_loss``). Redoes everything if called again.
+
+    The corpus (and the tokenizer's) is the fixture texts, or with ``spec.world`` the world's
+    corpus (:func:`amuro_study.demo_world.corpus`) read from ``data``, where it was written."""
     import torch
     from datasets import Dataset
     from transformers import (
@@ -63,20 +72,26 @@ def pretrain_tiny(spec: PretrainSpec, out_dir: str | Path) -> list[dict[str, Any
         TrainerCallback,
         TrainingArguments,
     )
-    from transformers.utils import logging as hf_logging
 
     from amuro_tasks.tiny_model import build_tiny_model, fixture_corpus
 
-    hf_logging.set_verbosity_error()
     out = Path(out_dir)
     init = out / ".init"
     if init.exists():
         shutil.rmtree(init)
-    build_tiny_model(init, vocab_size=spec.vocab_size, hidden_size=spec.hidden_size,
-                     num_layers=spec.num_layers, num_heads=spec.num_heads, seed=spec.seed)
+    if spec.world is not None:
+        from amuro_study.demo_world import corpus
+
+        if data is None:
+            raise ValueError("pretrain.world: the world's folder (data) is needed")
+        texts = list(corpus(spec.world, data))
+    else:
+        texts = list(fixture_corpus())
+    build_tiny_model(init, corpus=texts, vocab_size=spec.vocab_size,
+                     hidden_size=spec.hidden_size, num_layers=spec.num_layers,
+                     num_heads=spec.num_heads, seed=spec.seed)
     tokenizer = AutoTokenizer.from_pretrained(init)
     model = OlmoForCausalLM.from_pretrained(init, dtype=torch.float32)
-    texts = list(fixture_corpus())
     blocks = _blocks(tokenizer, texts, spec.block_size)
     dataset = Dataset.from_dict({"input_ids": blocks})
     saved: list[dict[str, Any]] = []

@@ -394,7 +394,8 @@ class _Report:
         doc.sections.append(Section(DICHOTOMY, (
             f"Pre-training-learned iff headroom gain ≥ {an.MIN_HEADROOM_GAIN}, delta ≥ "
             f"{an.MIN_NOISE_MULTIPLE} × sd over the later checkpoints, and delta > 1.96 × SE "
-            "where known (docs/analysis.md); `paper` is the paper's grouping.\n\n"
+            "where known (docs/analysis.md); `paper` is the paper's grouping; "
+            "`noise_multiple` = delta / sd, blank where the later checkpoints do not vary.\n\n"
             + md_table(det[show]) + f"\nAll columns: {self.tables.ref('dichotomy')}.")))
 
     def mrc(self, doc: Document) -> None:

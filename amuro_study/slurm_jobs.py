@@ -104,10 +104,10 @@ class UnitJob:
     def _failed(self, error: Exception) -> UnitOutcome:
         description = self.plan.units()[self.uid].describe()
         store = store_of(self.plan)
-        if not store.is_done(self.uid):
-            store.write_error(self.uid, error, description)
+        note = "" if store.is_done(self.uid) else store.try_write_error(self.uid, error,
+                                                                          description)
         return UnitOutcome(self.uid, FAILED, description,
-                           error=f"{type(error).__name__}: {error}")
+                           error=f"{type(error).__name__}: {error}{note}")
 
 
 class ResumableUnitJob(UnitJob, submitit.helpers.Checkpointable):

@@ -92,15 +92,37 @@ def with_shared_prefix_model(argv: list[str]) -> list[str]:
     return argv
 
 
+def amuro_help() -> str:
+    """What ``amuro-eval`` adds to lm-eval's command line (printed before lm-eval's help)."""
+    from amuro_tasks.settings import default_device, recommended_eval_kwargs
+
+    device = default_device()
+    batch = " ".join(f"--{k} {v}" for k, v in recommended_eval_kwargs(device).items())
+    return (f"amuro-eval: lm-eval's command line with amuro's tasks (amuro_*). amuro adds:\n"
+            f"  --include_path {include_path()}\n"
+            f"  --device {device} {batch}\n"
+            "    (to a run that sets neither; on a GPU: --device cuda --batch_size auto)\n"
+            "  --model amuro-hf for lm-eval's hf model (or no --model): the same model, the\n"
+            "    few-shot prefix shared by a task's documents computed once; opt out with\n"
+            "    --model_args ...,shared_prefix=False\n"
+            "Everything else is lm-eval's own:\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run lm-eval's CLI with amuro's tasks available and amuro's recommended settings."""
     from lm_eval.__main__ import cli_evaluate
 
-    args = with_recommended_settings(with_include_path(sys.argv[1:] if argv is None else argv))
+    from amuro_tasks.quiet_git import quiet_git_hash
+
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print(amuro_help(), flush=True)
+    args = with_recommended_settings(with_include_path(argv))
     if "amuro-hf" in args or "--model=amuro-hf" in args:
         import amuro_tasks.prefix_lm  # noqa: F401  (registers amuro-hf with lm-eval)
     sys.argv = ["lm_eval", *args]
-    cli_evaluate()
+    with quiet_git_hash():  # no "fatal: not a git repository" outside a git checkout
+        cli_evaluate()
 
 
 if __name__ == "__main__":

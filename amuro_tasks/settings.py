@@ -41,6 +41,20 @@ def device_kind(device: str | None) -> str:
     return "cuda" if device and device.startswith("cuda") else "cpu"
 
 
+def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu`` (lm-eval's own default is ``cuda``)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def recommended_settings(device: str | None = None) -> dict[str, Any]:
+    """``device`` (default :func:`default_device`) and its batching, as keyword arguments of
+    ``lm_eval.simple_evaluate``: what ``amuro-eval`` adds on the command line."""
+    device = device or default_device()
+    return {"device": device, **recommended_eval_kwargs(device)}
+
+
 def recommended_eval_kwargs(device: str | None = None) -> dict[str, Any]:
     """Keyword arguments for ``lm_eval.simple_evaluate`` (batching) on ``device``."""
     if device_kind(device) == "cuda":

@@ -171,6 +171,20 @@ def test_detect_dichotomy_rule() -> None:
     assert an.detect_dichotomy(to_frame(noisy))["detected"].item() == "fine-tuning"
 
 
+def test_noise_multiple_of_a_set_without_spread_is_undefined_not_infinite() -> None:
+    """The later checkpoints score the same: delta / sd is undefined (NaN, a blank cell), not
+    +inf -- which read as 'infinitely beyond noise' even when the score fell."""
+    steps = [(s, None) for s in (1, 2, 3)]
+    records = []
+    for name, vals in (("fell", [0.6, 0.4, 0.4]), ("rose", [0.2, 0.6, 0.6])):
+        records += [rec(s, r, name, v) for (s, r), v in zip(steps, vals, strict=True)]
+    det = an.detect_dichotomy(to_frame(records)).set_index("eval_set")
+    assert math.isnan(det.loc["fell", "noise_multiple"])
+    assert math.isnan(det.loc["rose", "noise_multiple"])
+    assert det.loc["fell", "detected"] == "fine-tuning"
+    assert det.loc["rose", "detected"] == "pre-training"  # a clean rise is still detected
+
+
 # ------------------------------------------------------------------ bootstrap
 def test_bootstrap_mean_coverage_and_width() -> None:
     rng = np.random.default_rng(123)

@@ -180,3 +180,33 @@ def test_amuro_eval_refuses_a_second_include_path() -> None:
     proc = subprocess.run(["amuro-eval", "--tasks", "x", "--include_path", "/tmp"], env=ENV,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "takes only one" in proc.stderr
+
+
+def test_amuro_eval_help_says_what_amuro_adds() -> None:
+    """`amuro-eval --help`: what amuro adds (include path, device, batch size), then lm-eval's
+    own help."""
+    from amuro_tasks import include_path
+
+    out = _run("amuro-eval", "--help").stdout
+    head, _, rest = out.partition("Everything else is lm-eval's own:")
+    assert "amuro adds" in head and f"--include_path {include_path()}" in head
+    assert "--device cpu --batch_size 16" in head and "--batch_size auto" in head
+    assert "usage: lm-eval" in rest and "--model_args" in rest
+
+
+def test_the_readmes_python_snippet_runs_on_this_machine(tiny_model_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's `simple_evaluate` snippet, as written (the model swapped for the tiny one,
+    2 rows per task), runs on a machine without a GPU: it passes the device."""
+    import functools
+
+    import lm_eval
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+                  if "simple_evaluate" in b]
+    monkeypatch.setattr(lm_eval, "simple_evaluate",
+                        functools.partial(lm_eval.simple_evaluate, limit=2))
+    scope: dict = {}
+    exec(snippet.replace("allenai/OLMo-1B-hf", f"{tiny_model_dir},dtype=float32"), scope)
+    assert set(scope["out"]["results"]) == {f"amuro_xsum_{f}" for f in FORMATS}

@@ -166,15 +166,44 @@ def check_summary_first(seen: dict[str, Any]) -> None:
 
 
 # ============================================================================ the pages
-@pytest.mark.slow
-def test_demo_report_in_a_browser(browser: Any, tmp_path: Path) -> None:
-    """``amuro demo`` end to end, then its report.html in Chromium."""
-    # as a user runs it: from a working folder, into ./amuro-demo
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``amuro demo`` as a user runs it: from a working folder, into ./amuro-demo."""
+    cwd = tmp_path_factory.mktemp("demo")
     proc = subprocess.run([sys.executable, "-m", "amuro_study.cli", "demo", "--output-dir",
-                           "amuro-demo"], capture_output=True, text=True, timeout=1200,
-                          cwd=tmp_path)
-    out = tmp_path / "amuro-demo"
+                           "amuro-demo"], capture_output=True, text=True, timeout=1200, cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, cwd / "amuro-demo"
+
+
+@pytest.mark.slow
+def test_the_demo_shows_something(demo: tuple[subprocess.CompletedProcess, Path]) -> None:
+    """Issue 13's done-when: `amuro demo` prints where its report is; the base checkpoints
+    differ; an in-domain gain's 95% CI excludes 0; both groups of the dichotomy are there;
+    the report says first that this is a synthetic world, and what it shows. (No browser.)"""
+    import pandas as pd
+
+    proc, out = demo
+    report_dir = out / "report"
+    assert f"report: {(report_dir / 'report.md').resolve()}" in proc.stdout
+    tables = report_dir / "tables"
+    perf = pd.read_csv(tables / "performance.csv")
+    base = perf[perf["variant"].eq("base")]
+    assert (base.groupby("eval_set")["value"].nunique() > 1).any(), base
+    gain = pd.read_csv(tables / "gain_ci.csv")
+    assert ((gain["ci_low"] > 0) | (gain["ci_high"] < 0)).any(), gain
+    assert set(pd.read_csv(tables / "dichotomy.csv")["detected"]) == {"pre-training",
+                                                                     "fine-tuning"}
+    lead = (report_dir / "report.md").read_text().split("## Summary")[0]
+    assert "synthetic world, not a claim about real models" in lead and "What it shows" in lead
+    assert "fatal" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_report_in_a_browser(browser: Any, demo: tuple[subprocess.CompletedProcess, Path],
+                                  tmp_path: Path) -> None:
+    """``amuro demo`` end to end, then its report.html in Chromium."""
+    _, out = demo
     report_dir = out / "report"
     shot = Path(os.environ.get("AMURO_REPORT_SCREENSHOT") or tmp_path / "first_screen.png")
     seen = open_report(browser, report_dir, screenshot=shot)
@@ -190,6 +219,8 @@ def test_demo_report_in_a_browser(browser: Any, tmp_path: Path) -> None:
     assert {c["id"] for c in seen["cards"]} >= {
         "gain-from-fine-tuning-by-group-table-5", "out-of-domain-change-figure-7"}
     assert "Table 5" in seen["text"] and "95% CI" in seen["text"]
+    lead = seen["text"][:seen["text"].find("Summary")]  # on the page: what it shows, first
+    assert "synthetic world, not a claim about real models" in lead and "What it shows" in lead
 
 
 def test_paper_report_in_a_browser(browser: Any, tmp_path: Path) -> None:

@@ -427,7 +427,11 @@ def test_cli_trains_and_lm_eval_scores_the_output(tiny_model_dir: Path, tmp_path
                          "--output_dir", str(out), "--num_train_examples", "16",
                          "--max_steps", "3", "--learning_rate", "1e-4", "--use_cpu",
                          "--disable_tqdm", "true"]) == 0
-    assert "amuro-sft finished: mnli/default" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "amuro-sft finished: mnli/default" in captured.out
+    # no progress bar at all (--no-progress): not the Trainer's, datasets' or the weights'
+    for bar in ("it/s]", "examples/s]", "Loading weights", "Writing model shards"):
+        assert bar not in captured.err, captured.err[-2000:]
     record = json.loads((out / RECORD_NAME).read_text())
     for key in ("base_model", "revision", "base_commit_sha", "task", "format", "seed",
                 "libraries", "wall_time_s", "tokens_per_s", "hyperparameters", "losses",

@@ -53,6 +53,8 @@ def demo_config(output_dir: Path) -> dict[str, Any]:
     """examples/demo.yaml with fewer checkpoints, tasks, rows and steps."""
     config = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
     config["output_dir"] = str(output_dir)
+    del config["pretrain"]["world"]  # its path (in every unit's identity) is in output_dir
+    config["data"] = "fixtures"
     config["pretrain"]["save_steps"] = [5, 15]
     config["finetune"].update(tasks=["mnli"], learning_rates={"mnli": [0.001]},
                               num_train_examples=16, max_steps=3)

@@ -38,9 +38,16 @@ def with_(base: dict, path: str, value: object) -> dict:
     return out
 
 
-def test_demo_config_parses_and_plans() -> None:
-    config = load_config(DEMO)
-    assert config.pretrain is not None and config.offline and config.data == "fixtures"
+def test_demo_config_parses_and_plans(tmp_path: Path) -> None:
+    config = load_config(DEMO, output_dir=tmp_path / "demo")
+    assert config.pretrain is not None and config.offline
+    world = config.pretrain.world
+    assert world is not None and config.data == str(tmp_path / "demo" / "world")
+    # the world was written when the config was read: a mirror the loading code reads
+    from amuro_tasks.loading import LoadOptions, load_docs
+
+    docs = load_docs("mnli_matched", LoadOptions(source=config.data))
+    assert len(docs["eval"]) == world.eval_rows
     plan = build_plan(config)
     names = [s for s, _ in plan.stages()]
     assert names == ["pretrain", "base-eval", "finetune", "finetuned-eval"]
@@ -106,6 +113,7 @@ def test_eval_sets_auto_covers_id_ood_and_cross_task() -> None:
     ("backend.dtype", "float99", "backend.dtype"),
     ("backend.batch_size", "autoxyz", "backend.batch_size"),
     ("backend.num_gpus", 3, "backend.num_gpus"),  # 8 examples per step over 3 processes
+    ("backend.cpu_threads", 0, "backend.cpu_threads"),
     ("backend.slurm", {"timeout_min": 0}, "backend.slurm.timeout_min"),
     ("revisions", KeyError, "revisions"),
     ("model", KeyError, "model"),
@@ -252,3 +260,37 @@ def test_instruction_tuning_is_a_study_task() -> None:
         "arc_easy", "arc_challenge", "openbookqa", "hellaswag", "boolq", "sciq_mc"]
     with pytest.raises(StudyConfigError, match=r"^finetune.format: task 'tulu'"):
         parse_config(with_(cfg, "finetune", {"tasks": ["tulu"], "format": "io"}))
+
+
+@pytest.mark.parametrize(("world", "extra", "key"), [
+    ({"label_noise": 1.5}, {}, "pretrain.world.label_noise"),
+    ({"pretrain_sets": ["boolq"]}, {}, "pretrain.world.pretrain_sets[0]"),
+    ({"train_rows": 3}, {}, "pretrain.world.train_rows"),
+    ({"colour": 1}, {}, "pretrain.world.colour"),
+    ({}, {"data": "fixtures"}, "data"),  # the world is the data
+])
+def test_bad_demo_world_names_the_key(tmp_path: Path, world: dict, extra: dict,
+                                      key: str) -> None:
+    config = {"output_dir": str(tmp_path / "o"), "pretrain": {"world": world},
+              "eval": {"sets": ["rte"]}, **extra}
+    with pytest.raises(StudyConfigError) as info:
+        parse_config(config)
+    assert str(info.value).startswith(f"{key}:"), str(info.value)
+    assert not (tmp_path / "o").exists()  # nothing written for a bad config
+
+
+def test_demo_world_is_deterministic_and_written_once(tmp_path: Path) -> None:
+    from amuro_study.config import WorldSpec
+    from amuro_study.demo_world import MARKER, write_world
+
+    spec = WorldSpec(train_rows=30, eval_rows=20)
+    a, b = write_world(spec, tmp_path / "a"), write_world(spec, tmp_path / "b")
+    files = sorted(p.relative_to(a) for p in a.rglob("*.jsonl"))
+    assert files and files == sorted(p.relative_to(b) for p in b.rglob("*.jsonl"))
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+    mtimes = {f: (a / f).stat().st_mtime_ns for f in files}
+    write_world(spec, a)  # the same world: nothing rewritten
+    assert {f: (a / f).stat().st_mtime_ns for f in files} == mtimes
+    assert (a / MARKER).is_file()
+    other = write_world(WorldSpec(train_rows=30, eval_rows=20, seed=1), tmp_path / "c")
+    assert (other / files[0]).read_bytes() != (a / files[0]).read_bytes()

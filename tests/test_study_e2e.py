@@ -63,8 +63,12 @@ def sample_means(plan: Plan) -> dict[tuple[str, str, str], float]:
     """(unit id, eval set, format) -> mean per-sample metric, read from the raw jsonl files."""
     out = {}
     for unit in (*plan.base_evals, *plan.finetuned_evals):
+        result = json.loads((plan.unit_dir(unit.uid) / "result.json").read_text())
+        samples = result["lm_eval"]["output"]["samples"]  # lm-eval's own samples_<task>_*.jsonl
         for task in unit.tasks:
-            path = plan.unit_dir(unit.uid) / "samples" / f"{task.task_name}.jsonl"
+            path = plan.unit_dir(unit.uid) / samples[task.task_name]
+            assert path.parent.name == "lm_eval" and path.name.startswith(
+                f"samples_{task.task_name}_")
             rows = [json.loads(line) for line in path.read_text().splitlines()]
             assert len(rows) == GRID["eval"]["limit"]
             values = [float(r[METRIC[task.eval_set]]) for r in rows]
@@ -86,8 +90,10 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     folder = tmp_path_factory.mktemp("study-clean")
     config = write_config(folder)
     proc = subprocess.run(amuro("study", "run", str(config)), capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, cwd=folder)  # not a git checkout
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # lm-eval asks git for the working folder's commit: no "fatal: not a git repository"
+    assert "fatal" not in proc.stdout + proc.stderr
     return config, proc.stdout
 
 
@@ -107,6 +113,21 @@ def test_demo_grid_report_matches_raw_results(clean_run: tuple[Path, str]) -> No
     assert len(set(commits)) == 3
     losses = [c["train_loss"] for c in pretrain["checkpoints"]]
     assert losses[2] < losses[0]
+
+    # each unit's log holds the libraries' log lines, not progress-bar redraws
+    for unit in (plan.pretrain, plan.finetunes[0], plan.base_evals[0]):
+        log = (plan.unit_dir(unit.uid) / "log.txt").read_text()
+        assert "\r" not in log and "it/s]" not in log, log[-2000:]
+        assert " INFO " in log
+    assert " INFO lm_eval." in (plan.unit_dir(plan.base_evals[0].uid) / "log.txt").read_text()
+    assert " INFO transformers.trainer" in (plan.unit_dir(plan.finetunes[0].uid)
+                                             / "log.txt").read_text()
+    # lm-eval's own results file, as `lm_eval --output_path` writes it
+    result = json.loads((plan.unit_dir(plan.base_evals[0].uid) / "result.json").read_text())
+    lm_eval_results = json.loads((plan.unit_dir(plan.base_evals[0].uid)
+                                  / result["lm_eval"]["output"]["results_file"]).read_text())
+    assert {"results", "configs", "versions", "n-shot", "config"} <= set(lm_eval_results)
+    assert set(lm_eval_results["results"]) == {t.task_name for t in plan.base_evals[0].tasks}
 
     means = sample_means(plan)
     records = unit_records(plan)
@@ -163,7 +184,7 @@ def test_sigkill_mid_run_then_rerun_gives_one_identical_result_per_unit(
     deadline = time.monotonic() + 400
     try:
         while proc.poll() is None and time.monotonic() < deadline:
-            if any(units_dir.glob("finetune-*/result.json")):
+            if any(units_dir.glob("finetune/*/result.json")):
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the run ended before it could be killed"
@@ -172,7 +193,7 @@ def test_sigkill_mid_run_then_rerun_gives_one_identical_result_per_unit(
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    finished = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in units_dir.glob("*/result.json")}
+    finished = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in units_dir.rglob("result.json")}
     assert 0 < len(finished) < len(plan.units())
 
     rerun = subprocess.run(amuro("study", "run", str(config)), capture_output=True, text=True,
@@ -180,10 +201,10 @@ def test_sigkill_mid_run_then_rerun_gives_one_identical_result_per_unit(
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert f"{len(finished)} already done" in rerun.stdout
 
-    results = list(units_dir.glob("*/result.json"))
+    results = list(units_dir.rglob("result.json"))
     per_unit = defaultdict(int)
     for path in results:
-        per_unit[path.parent.name] += 1
+        per_unit[json.loads(path.read_text())["uid"]] += 1
     assert set(per_unit) == set(plan.units()) and set(per_unit.values()) == {1}
     assert not [p for p in units_dir.rglob("*") if p.name.endswith(".tmp")]
     for path, (data, mtime) in finished.items():  # never rewritten

@@ -76,7 +76,7 @@ def make_plan(tmp_path: Path) -> Plan:
 
 
 def result_files(plan: Plan) -> list[Path]:
-    return sorted((plan.output_dir / "units").glob("*/result.json"))
+    return sorted((plan.output_dir / "units").rglob("result.json"))
 
 
 def test_run_then_rerun_skips_everything(tmp_path: Path, fake: FakeBodies) -> None:
@@ -103,7 +103,7 @@ def test_run_then_rerun_skips_everything(tmp_path: Path, fake: FakeBodies) -> No
 def test_half_done_unit_is_cleared_and_redone(tmp_path: Path, fake: FakeBodies) -> None:
     plan = make_plan(tmp_path)
     unit = plan.base_evals[0]
-    store = ResultStore(plan.output_dir)
+    store = runner.store_of(plan)
     # what a run killed mid-evaluation leaves: samples and a temp file, no result
     folder = plan.unit_dir(unit.uid)
     (folder / "samples").mkdir(parents=True)
@@ -125,7 +125,7 @@ def test_a_library_calling_sys_exit_fails_its_unit_not_the_study(tmp_path: Path,
     failed = summary.by_status(FAILED)
     assert failed and all("mnli" in o.description for o in failed)
     assert len(summary.by_status(DONE)) + len(summary.by_status(BLOCKED)) + len(failed) == 10
-    error = ResultStore(plan.output_dir).read_error(failed[0].uid)
+    error = runner.store_of(plan).read_error(failed[0].uid)
     assert "SystemExit: a library called sys.exit on mnli" in error["error"]
 
 
@@ -138,7 +138,7 @@ def test_failed_unit_is_recorded_and_study_goes_on(tmp_path: Path, fake: FakeBod
     assert len(failed) == 2 and all("xsum" in o.description for o in failed)
     assert len(blocked) == 2  # the evaluations of the failed fine-tunes
     assert len(summary.by_status(DONE)) == 10 - 4 and not summary.ok
-    store = ResultStore(plan.output_dir)
+    store = runner.store_of(plan)
     for outcome in failed:
         error = store.read_error(outcome.uid)
         assert "loss exploded on xsum" in error["error"] and "Traceback" in error["traceback"]
@@ -195,9 +195,10 @@ def test_slurm_executor_needs_submitit(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_store_claim_and_atomic_result(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
     with store.claim("eval-x"):
-        store.write_result("eval-x", {"value": 1})
-    assert store.is_done("eval-x") and store.read_result("eval-x") == {"value": 1}
-    assert store.done_ids() == {"eval-x"}
+        store.write_result("eval-x", {"uid": "eval-x", "value": 1})
+    assert store.is_done("eval-x") and store.read_result("eval-x")["value"] == 1
+    assert store.done_ids() == {"eval-x"}  # read from the result, not from the folder name
+    assert ResultStore(tmp_path, {"eval-x": "base-eval/x_eval-x"}).done_ids() == set()
     assert not list((tmp_path / "units" / "eval-x").glob("*.tmp"))
 
 
@@ -274,5 +275,5 @@ def test_a_worker_killed_mid_stage_fails_only_its_own_unit(tmp_path: Path,
     assert sorted(status) == sorted(uids) and [o.uid for o in seen] == [o.uid for o in outcomes]
     assert status[uids[0]] == FAILED
     assert all(status[u] == DONE for u in uids[1:])
-    error = ResultStore(plan.output_dir).read_error(uids[0])
+    error = runner.store_of(plan).read_error(uids[0])
     assert error is not None and "worker process died" in error["error"]
