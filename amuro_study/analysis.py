@@ -620,9 +620,9 @@ def compare_dichotomy(detected: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def gain_by_detected_group(df: pd.DataFrame, detected: pd.DataFrame) -> pd.DataFrame:
-    """Mean raw change per checkpoint for the detected groups (each set with its ID fine-tune,
-    OLMo-Eval sets with TULU; sets with neither are skipped)."""
+def detected_groups(df: pd.DataFrame, detected: pd.DataFrame) -> dict[str, list[Pair]]:
+    """The (evaluation set, fine-tune) pairs of each detected group: each set with its ID
+    fine-tune, OLMo-Eval sets with TULU; sets with neither are skipped; empty groups left out."""
     groups: dict[str, list[Pair]] = {PRETRAINING_GROUP: [], FINETUNING_GROUP: []}
     available = set(df["finetune"].dropna())
     for row in detected.itertuples(index=False):
@@ -635,7 +635,12 @@ def gain_by_detected_group(df: pd.DataFrame, detected: pd.DataFrame) -> pd.DataF
             continue
         name = PRETRAINING_GROUP if row.detected == "pre-training" else FINETUNING_GROUP
         groups[name].append((row.eval_set, ft))
-    return group_changes_by_checkpoint(df, {k: v for k, v in groups.items() if v})
+    return {k: v for k, v in groups.items() if v}
+
+
+def gain_by_detected_group(df: pd.DataFrame, detected: pd.DataFrame) -> pd.DataFrame:
+    """Mean raw change per checkpoint for the detected groups (:func:`detected_groups`)."""
+    return group_changes_by_checkpoint(df, detected_groups(df, detected))
 
 
 # ============================================================================ bootstrap

@@ -344,6 +344,25 @@ class _Report:
                     s["mean_raw_change"], s["ci_low"], s["ci_high"], n=s["n_cells"])
                 card_rows.append((group != an.PRETRAINING_GROUP, row))
         card_rows.sort(key=lambda r: r[0])  # the pre-training group's rows first (stable)
+        det = an.compare_dichotomy(an.detect_dichotomy(d))
+        found = an.detected_groups(d, det) if not det.empty else {}
+        if card_rows and found:  # the grouping detected from this study's own base models
+            for _, row in card_rows:
+                row["group"] += ", paper grouping"
+            by_step = an.group_changes_by_checkpoint(d, found)
+            summary = an.group_change_summary(d, found).set_index("group")
+            for group in (an.PRETRAINING_GROUP, an.FINETUNING_GROUP):
+                if group not in found:
+                    continue
+                row = {"group": f"{md_text(group)}, detected ("
+                       + ", ".join(f"`{s}`" for s, _ in found[group]) + ")"}
+                cells = by_step[by_step["group"] == group].set_index("checkpoint")
+                row.update({ck: fmt(cells["mean_raw_change"].get(ck), 3, signed=True)
+                            for ck in t5.index})
+                s = summary.loc[group]
+                row["all checkpoints, 95% CI"] = _ci_cell(
+                    s["mean_raw_change"], s["ci_low"], s["ci_high"], n=s["n_cells"])
+                card_rows.append((True, row))
         if not card_rows:
             doc.missing.append("Table 5 / Fig. 4 (needs fine-tuned scores on the paper's "
                                "grouped sets: an in-domain set of a fine-tune, or TULU's suite)")
@@ -355,8 +374,7 @@ class _Report:
                           an.group_change_summary(d, an.table5_groups(self.release_quirks)),
                           "Table 5 pooled over checkpoints, bootstrap CI over cells", digits=4)
         panels = [("Paper grouping", groups)]
-        det = an.compare_dichotomy(an.detect_dichotomy(d))
-        dg = an.gain_by_detected_group(d, det) if not det.empty else pd.DataFrame()
+        dg = an.group_changes_by_checkpoint(d, found) if found else pd.DataFrame()
         if not dg.empty:
             self.tables.write("group_gain_detected", dg,
                               "Fig. 4 with the detected grouping", digits=4)
@@ -366,9 +384,10 @@ class _Report:
         doc.cards.append(Card(
             "Gain from fine-tuning by group (Table 5)",
             "Perf(fine-tuned) − Perf(base), mean over each group's (evaluation set, "
-            "fine-tune) pairs per checkpoint; last column: all checkpoints pooled, 95% bootstrap "
-            "CI over the cells.\n\n" + md_table(pd.DataFrame([r for _, r in card_rows]),
-                                                     markdown_cells=True),
+            "fine-tune) pairs per checkpoint, in the paper's grouping"
+            + (" and in the grouping detected from this study's base models" if found else "")
+            + "; last column: all checkpoints pooled, 95% bootstrap CI over the cells.\n\n"
+            + md_table(pd.DataFrame([r for _, r in card_rows]), markdown_cells=True),
             TABLE5, wide=True))
         doc.sections.append(Section(TABLE5, (
             "Mean raw change Perf(fine-tuned) − Perf(base) per checkpoint over the pairs of "

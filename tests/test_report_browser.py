@@ -194,9 +194,17 @@ def test_the_demo_shows_something(demo: tuple[subprocess.CompletedProcess, Path]
     assert ((gain["ci_low"] > 0) | (gain["ci_high"] < 0)).any(), gain
     assert set(pd.read_csv(tables / "dichotomy.csv")["detected"]) == {"pre-training",
                                                                      "fine-tuning"}
-    lead = (report_dir / "report.md").read_text().split("## Summary")[0]
+    md = (report_dir / "report.md").read_text()
+    lead = md.split("## Summary")[0]
     assert "synthetic world, not a claim about real models" in lead and "What it shows" in lead
     assert "fatal" not in proc.stdout + proc.stderr
+    # the Table 5 card: the detected groups beside the paper's, each pooled over checkpoints
+    card = md.split("### Gain from fine-tuning by group")[1].split("Details:")[0]
+    for group, eval_set in (("Learned in Pre-train", "xsum"),
+                            ("Learned in Fine-Tune", "mnli_matched")):
+        (line,) = [x for x in card.splitlines() if f"{group}, detected (`{eval_set}`)" in x]
+        pooled = gain[gain["eval_set"].eq(eval_set)]["raw_change"].mean()
+        assert line.split("|")[-2].strip().startswith(f"{pooled:+.3f} ["), (line, pooled)
 
 
 @pytest.mark.slow
