@@ -365,6 +365,11 @@ class SharedPrefixHFLM(HFLM):
             return "forward takes no cache"
         if generation and getattr(self.model.generation_config, "cache_implementation", None):
             return "generation config sets its own cache"
+        if generation and "position_ids" not in params:
+            # a batch's rows are laid out pad | prefix | pad | rest; only position ids that
+            # transformers' generate derives from the mask (it does so only for a forward
+            # that names them) keep each token at its place (a wrapper taking **kwargs hides it)
+            return "forward takes no position_ids"
         return None
 
     def _model_context(self) -> contextlib.ExitStack:

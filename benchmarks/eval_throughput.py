@@ -30,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -128,6 +129,7 @@ def time_model(lm: Any, watch: Stopwatch) -> None:
     forward = network.forward
     multi, single = watch.wrap("forward_multi_token", forward), watch.wrap("decode_step", forward)
 
+    @functools.wraps(forward)  # transformers reads forward's signature (position_ids, ...)
     def routed(*args: Any, **kwargs: Any) -> Any:
         ids = kwargs.get("input_ids", args[0] if args else None)
         one = ids is not None and ids.shape[-1] == 1

@@ -13,6 +13,7 @@ from amuro_tasks.prefix_lm import (
     LEFT_TRUNCATION,
     MODEL_NAME,
     NO_SHARED_PREFIX,
+    UNSUPPORTED,
     PrefixCallStats,
     SharedPrefixHFLM,
     find_shared_prefixes,
@@ -167,6 +168,9 @@ def test_amuro_eval_runs_amuro_hf_and_writes_lm_evals_output(tiny_model_dir: Pat
 # --------------------------------------------------------------------------- tokenizers
 SHOTS = "Q: is ab ok?\nA: yes\n\nQ: is cd ok?\nA: no\n\n"
 DOCS = [f"{c}: is {c}{d} ok?\nA:" for c, d in zip("XZXZXZXZXZ", "fghijlmprt", strict=True)]
+#: Documents of unequal lengths: a generation batch pads each remainder after its prefix.
+UNEVEN = [f"{c}: is {c}{d * (1 + i % 4)} ok?\nA:"
+          for i, (c, d) in enumerate(zip("XZXZXZXZXZ", "fghijlmprt", strict=True))]
 
 
 def _char_tokenizer(cascade: bool):
@@ -202,24 +206,31 @@ def _model_dir(tokenizer, out: Path) -> Path:
     return out
 
 
-def _requests():
+def _requests(docs: list[str] = DOCS, max_gen_toks: int = 6):
     from lm_eval.api.instance import Instance
 
-    until = {"until": ["\n\n"], "max_gen_toks": 6, "do_sample": False}
+    until = {"until": ["\n\n"], "max_gen_toks": max_gen_toks, "do_sample": False}
     ll = [Instance("loglikelihood", {}, (SHOTS + d, f" {a}"), i, metadata=("t", i, 1))
-          for i, d in enumerate(DOCS) for a in ("yes", "no")]
+          for i, d in enumerate(docs) for a in ("yes", "no")]
     gen = [Instance("generate_until", {}, (SHOTS + d, until), i, metadata=("t", i, 1))
-           for i, d in enumerate(DOCS)]
+           for i, d in enumerate(docs)]
     return ll, gen
 
 
-def _both(model_dir: Path, shared_prefix: bool = True, **kwargs):
-    """lm-eval's hf and amuro-hf on the same requests: the same answers; returns amuro-hf."""
+def _both(model_dir: Path, shared_prefix: bool = True, docs: list[str] = DOCS,
+          max_gen_toks: int = 6, hide_position_ids: bool = False, **kwargs):
+    """lm-eval's hf and amuro-hf on the same requests: the same answers; returns amuro-hf.
+    ``hide_position_ids``: both models' ``forward`` behind a ``**kwargs`` wrapper (as a
+    profiler's or an adapter's may be), so transformers' generate passes no position ids."""
     from lm_eval.models.huggingface import HFLM
 
     args = dict(pretrained=str(model_dir), dtype="float32", device="cpu", batch_size=4) | kwargs
     ref, lm = HFLM(**args), SharedPrefixHFLM(**args, shared_prefix=shared_prefix)
-    ll, gen = _requests()
+    if hide_position_ids:
+        for model in (ref.model, lm.model):
+            forward = model.forward
+            model.forward = lambda *a, _f=forward, **k: _f(*a, **k)
+    ll, gen = _requests(docs, max_gen_toks)
     for a, b in zip(ref.loglikelihood(ll), lm.loglikelihood(ll), strict=True):
         assert abs(a[0] - b[0]) <= LL_TOLERANCE and a[1] == b[1]
     assert ref.generate_until(gen) == lm.generate_until(gen)
@@ -254,6 +265,20 @@ def test_left_truncation_and_opt_out_take_lm_evals_path(tmp_path: Path) -> None:
     assert _both(model_dir, shared_prefix=False).prefix_stats == []
     with pytest.raises(ValueError, match="shared_prefix must be true or false"):
         SharedPrefixHFLM(pretrained=str(model_dir), device="cpu", shared_prefix="maybe")
+
+
+def test_remainders_of_unequal_length_generate_as_lm_eval(tmp_path: Path) -> None:
+    """Generation batches hold remainders of different lengths (pad | prefix | pad | rest):
+    every string is lm-eval's, from the shared prefix. A model whose forward hides its
+    position_ids from transformers' generate cannot place such rows: lm-eval's path, counted."""
+    model_dir = _model_dir(_char_tokenizer(False), tmp_path / "m")
+    lm = _both(model_dir, docs=UNEVEN, max_gen_toks=24)
+    assert len({len(d) for d in UNEVEN}) == 4
+    assert [(s.kind, s.shared) for s in lm.prefix_stats] == [("loglikelihood", 20),
+                                                             ("generate_until", 10)]
+    hidden = _both(model_dir, docs=UNEVEN, max_gen_toks=24, hide_position_ids=True)
+    assert [dict(s.fallback) for s in hidden.prefix_stats[1:]] == [{UNSUPPORTED: 10}]
+    assert hidden.prefix_stats[0].shared == 20  # scoring needs no position ids
 
 
 def test_amuro_hf_is_registered_with_lm_eval() -> None:
