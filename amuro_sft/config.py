@@ -30,16 +30,9 @@ from typing import Any
 
 from trl import SFTConfig
 
-from amuro_sft.tasks import (  # noqa: F401 - re-exported: the paper's recipe, declared once
-    DEFAULT_EPOCHS,
-    PAPER_EPOCHS,
-    PAPER_LR,
-    PAPER_LR_GRID,
-    PAPER_TASKS,
-    TULU,
-    trainable_tasks,
-)
 from amuro_tasks.errors import AmuroConfigError
+from amuro_tasks.family import FORMATS
+from amuro_tasks.loading import ON_INVALID
 
 WARMUP_RATIO = 0.03
 """Linear warm-up over the first 3% of the steps (the paper's and the release's)."""
@@ -121,7 +114,7 @@ class AmuroArguments:
     format: str = field(default="default", metadata={
         "help": "Prompt format of the training examples: default (the paper's fine-tuning "
                 "format), instruct or io; tulu: default only.",
-        "choices": ["default", "instruct", "io"]})
+        "choices": list(FORMATS)})
     lr_sweep: list[float] | None = field(default=None, metadata={
         "help": "Several learning rates: train one run per rate (<output_dir>/lr<rate>) and keep "
                 "the one with the lowest loss on a validation slice of the training split "
@@ -144,7 +137,7 @@ class AmuroArguments:
                 "local mirror directory; default $AMURO_DATA, else hub."})
     on_invalid: str = field(default="error", metadata={
         "help": "Training rows that fail validation: error (stop, naming the row) or skip "
-                "(drop, counted in the record).", "choices": ["error", "skip"]})
+                "(drop, counted in the record).", "choices": list(ON_INVALID)})
     effective_batch_size: int = field(default=EFFECTIVE_BATCH_SIZE, metadata={
         "help": "Examples per optimizer step (the paper's 8) = per_device_train_batch_size x "
                 "gradient_accumulation_steps x processes; accumulation is derived from it."})

@@ -79,6 +79,7 @@ def callback() -> Any:
         def on_step_end(self, args, state, control, **kwargs):
             if _stop_reason is not None:
                 control.should_save = True  # the Trainer saves right after this step
+                control.should_log = True  # and the record's losses cover every step
             return control
 
         def on_save(self, args, state, control, **kwargs):

@@ -499,10 +499,6 @@ class SFTRecipe:
             parts[key] = replace(part, **mine) if mine else part
         return SFTRecipe(**parts)
 
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any], *, validate: bool = True) -> SFTRecipe:
-        """See :func:`recipe_from_options`."""
-        return recipe_from_options(options, validate=validate)
 
 
 @cache

@@ -416,6 +416,12 @@ def _run_sft(recipe: SFTRecipe, callbacks: list | None) -> Path:
             "try a lower learning rate."
         ) from None
     wall = time.perf_counter() - start
+    if trainer.state.global_step < trainer.state.max_steps:  # a callback stopped it early
+        raise AmuroSFTError(
+            f"training stopped at step {trainer.state.global_step} of "
+            f"{trainer.state.max_steps} (a callback set should_training_stop; transformers' "
+            f"enable_jit_checkpoint does on SIGTERM): not recorded as finished; its last "
+            f"checkpoint is in {ckpt_dir}, and the same command resumes from it")
 
     eval_loss = None
     if data.validation is not None:
@@ -489,7 +495,7 @@ def _record(
         "attn_implementation": trainer.model.config._attn_implementation,
         "padding_free": bool(args.padding_free),
         "gradient_checkpointing": bool(args.gradient_checkpointing),
-        "completion_only_loss": not recipe.is_tulu,
+        "completion_only_loss": args.completion_only_loss is not False and not recipe.is_tulu,
         "assistant_only_loss": bool(args.assistant_only_loss),
         "seed": t.seed,
         "data_seed": args.data_seed,

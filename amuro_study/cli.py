@@ -320,7 +320,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
         print_plan(plan)
         print()
-        return check_data(args.config, rows=args.rows)
+        return check_data(plan.config, rows=args.rows)  # with --output-dir applied
     if args.json:
         cost = estimate_cost(plan, store_of(plan).done_ids(), stage_durations(plan))
         print(json.dumps({

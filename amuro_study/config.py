@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from amuro_sft.hub import branch_for_step, check_model_exists, list_branches, revision_step
-from amuro_sft.tasks import TULU, eval_sets, is_known_task, trainable_tasks  # noqa: F401
+from amuro_sft.tasks import eval_sets, is_known_task, trainable_tasks
 from amuro_tasks import include_path
 from amuro_tasks.errors import AmuroConfigError
 from amuro_tasks.family import DEFAULT_PROTOCOL, PROTOCOLS
@@ -162,14 +162,6 @@ class FinetuneSpec:
     def recipe(self, task: str, learning_rate: float) -> SFTRecipe:
         """The recipe of one fine-tune (model and output folder still to be set)."""
         return self.recipes[(task, learning_rate)]
-
-    @property
-    def effective_batch_size(self) -> int:
-        """Examples per optimizer step of every fine-tune."""
-        from amuro_sft.recipe import option_default
-
-        return int(self.options.get("effective_batch_size",
-                                    option_default("effective_batch_size")))
 
 
 @dataclass(frozen=True)

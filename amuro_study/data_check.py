@@ -202,18 +202,20 @@ def print_reports(plan: CheckPlan, reports: Sequence[SplitReport], rows: int | N
     print(f"\n{summary_line(reports)}", file=out)
 
 
-def check_data(target: str, *, rows: int | None = DEFAULT_ROWS, data: str | None = None,
+def check_data(target: str | StudyConfig, *, rows: int | None = DEFAULT_ROWS,
+               data: str | None = None,
                splits: str | None = None, on_invalid: str = "error",
                tokenizer: str | None = None, as_json: bool = False,
                out: TextIO | None = None) -> int:
-    """``amuro data check``: 0 when nothing would stop the run, 1 otherwise. A bad config,
-    task list or tokenizer raises :class:`StudyConfigError` (exit 2 in the CLI)."""
+    """``amuro data check``: 0 when nothing would stop the run, 1 otherwise. ``target``: a
+    study config (a loaded one, or its YAML file) or a task list. A bad config, task list or
+    tokenizer raises :class:`StudyConfigError` (exit 2 in the CLI)."""
+    from amuro_study.config import StudyConfig, load_config
     from amuro_tasks.loading import data_source
 
-    if Path(target).is_file() and target.endswith((".yaml", ".yml")):
-        from amuro_study.config import load_config
-
-        config = load_config(target)
+    is_file = isinstance(target, str) and Path(target).is_file()
+    if isinstance(target, StudyConfig) or is_file and target.endswith((".yaml", ".yml")):
+        config = target if isinstance(target, StudyConfig) else load_config(target)
         if data is not None or splits is not None:
             import dataclasses
 

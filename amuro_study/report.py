@@ -207,6 +207,7 @@ class _Report:
         self.d_all = an.select(one_set, shots=shots, formats=None, learning_rates=learning_rates)
         self.collapse = sa.label_collapse(df)
         self.order = an.checkpoints(self.d)["checkpoint"].tolist()
+        self.dichotomy_table = an.compare_dichotomy(an.detect_dichotomy(self.d))
         self.axis = plots.StepAxis.from_checkpoints(an.checkpoints(self.d_all))
         self.has_samples = bool(self.d["samples_path"].notna().any())
         self.figures: set[str] = set()
@@ -326,12 +327,14 @@ class _Report:
             variants = variants[1:]
         parts: list[str] = []
         card_rows: list[tuple[bool, dict[str, str]]] = []
+        summaries: dict[bool, pd.DataFrame] = {}
         for quirks, name, label in variants:
             t5 = an.table5(d, release_quirks=quirks)
             md = self.tables.write(name, t5.reset_index(),
                                    f"Table 5: mean gain per checkpoint and group, {label}")
             parts.append(f"Paper grouping, {label}:\n\n{md}")
-            summary = an.group_change_summary(d, an.table5_groups(quirks)).set_index("group")
+            summaries[quirks] = an.group_change_summary(d, an.table5_groups(quirks))
+            summary = summaries[quirks].set_index("group")
             for group in t5.columns if not t5.empty else []:
                 if quirks is False and group == an.FINETUNING_GROUP and self.release_quirks:
                     continue  # identical in both tables
@@ -344,12 +347,12 @@ class _Report:
                     s["mean_raw_change"], s["ci_low"], s["ci_high"], n=s["n_cells"])
                 card_rows.append((group != an.PRETRAINING_GROUP, row))
         card_rows.sort(key=lambda r: r[0])  # the pre-training group's rows first (stable)
-        det = an.compare_dichotomy(an.detect_dichotomy(d))
+        det = self.dichotomy_table
         found = an.detected_groups(d, det) if not det.empty else {}
+        by_step = an.group_changes_by_checkpoint(d, found) if found else pd.DataFrame()
         if card_rows and found:  # the grouping detected from this study's own base models
             for _, row in card_rows:
                 row["group"] += ", paper grouping"
-            by_step = an.group_changes_by_checkpoint(d, found)
             summary = an.group_change_summary(d, found).set_index("group")
             for group in (an.PRETRAINING_GROUP, an.FINETUNING_GROUP):
                 if group not in found:
@@ -370,11 +373,10 @@ class _Report:
         groups = an.group_changes_by_checkpoint(d, an.table5_groups(self.release_quirks))
         self.tables.write("group_gain", groups, "Fig. 4: per group and checkpoint, mean, sd, n, "
                           "slope", digits=4)
-        self.tables.write("table5_summary",
-                          an.group_change_summary(d, an.table5_groups(self.release_quirks)),
+        self.tables.write("table5_summary", summaries[self.release_quirks],
                           "Table 5 pooled over checkpoints, bootstrap CI over cells", digits=4)
         panels = [("Paper grouping", groups)]
-        dg = an.group_changes_by_checkpoint(d, found) if found else pd.DataFrame()
+        dg = by_step
         if not dg.empty:
             self.tables.write("group_gain_detected", dg,
                               "Fig. 4 with the detected grouping", digits=4)
@@ -402,7 +404,7 @@ class _Report:
 
     def dichotomy(self, doc: Document) -> None:
         """§4: which sets the base models learn during pre-training, detected from the data."""
-        det = an.compare_dichotomy(an.detect_dichotomy(self.d))
+        det = self.dichotomy_table
         self.tables.write("dichotomy", det, "detected pre-training vs fine-tuning dichotomy")
         if det.empty:
             doc.missing.append("the detected dichotomy (needs at least 3 checkpoints)")
@@ -664,7 +666,7 @@ class _Report:
         base = an.performance_table(self.d[self.d["finetune"].isna()])
         if base.empty or not self.order:
             return
-        det = an.detect_dichotomy(self.d)
+        det = self.dichotomy_table
         detected = dict(zip(det["eval_set"], det["detected"], strict=True)) if len(det) else {}
         rows = []
         for eval_set, part in base.groupby("eval_set", sort=True):

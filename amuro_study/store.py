@@ -134,9 +134,10 @@ class ResultStore:
                 child.unlink()
 
     def adopt_old_folders(self) -> tuple[list[str], list[str]]:
-        """Move the units of an output folder made by amuro <= 0.1 (``units/<uid>/``) to their
-        folders: finished units are renamed (their files are relative to their folder), and
-        unfinished ones are removed (they are redone, like any half-done unit). Returns
+        """Move the units of an output folder in the older layout (``units/<uid>/``) whose id is
+        still one of the plan's to their folders: finished units are renamed (their files are
+        relative to their folder), and unfinished ones are removed (they are redone, like any
+        half-done unit). Returns
         ``(moved, removed)`` ids. Safe when another runner does the same at once."""
         moved: list[str] = []
         removed: list[str] = []

@@ -163,10 +163,9 @@ def check_split(spec: DatasetSpec, split: str, source: str, *, role: str = "scor
     for index, row in enumerate(raw):
         where = f"{spec.name}/{split} row {index}"
         missing = [c for c in spec.skip_if_empty if c not in row]
-        if missing:
-            report.count_invalid(AmuroDataError(f"{where}: missing field {missing[0]!r}",
-                                                "missing field"))
-            continue
+        if missing:  # the run stops on it whatever on_invalid says (rows.iter_docs)
+            report.fatal.append(f"{where}: missing field {missing[0]!r}")
+            break
         if any(rows_mod._is_empty(row[c]) for c in spec.skip_if_empty):
             report.documented_empty += 1
             continue

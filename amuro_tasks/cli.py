@@ -51,15 +51,12 @@ def with_recommended_settings(argv: list[str]) -> list[str]:
         return list(argv)
     if _has(argv, "--config", "-C"):  # a config file may set device and batch size itself,
         return list(argv)             # and lm-eval lets the command line override it
-    from amuro_tasks.settings import recommended_eval_kwargs
+    from amuro_tasks.settings import default_device, recommended_eval_kwargs
 
     argv = with_shared_prefix_model(argv)
     if not _has(argv, "--device"):
-        import torch
-
-        argv += ["--device", "cuda" if torch.cuda.is_available() else "cpu"]
-    device = argv[argv.index("--device") + 1] if "--device" in argv else next(
-        a.split("=", 1)[1] for a in argv if a.startswith("--device="))
+        argv += ["--device", default_device()]
+    device = _value(argv, "--device")[1]  # type: ignore[index]
     if not _has(argv, "--batch_size", "-b"):
         for key, value in recommended_eval_kwargs(device).items():
             if not _has(argv, f"--{key}"):
@@ -82,7 +79,9 @@ def with_shared_prefix_model(argv: list[str]) -> list[str]:
     from amuro_tasks.settings import SHARED_PREFIX_MODEL, lm_eval_model
 
     argv = list(argv)
-    found = _value(argv, "--model")
+    found = _value(argv, "--model") or _value(argv, "-M")
+    if found is None and _has(argv, "--model", "-M"):  # -Mvllm
+        return argv
     if found is None:
         return argv + ["--model", SHARED_PREFIX_MODEL]
     i, name = found

@@ -97,6 +97,9 @@ def load_amuro_set(amuro_set: str, **metadata: Any) -> datasets.DatasetDict:
             + ", ".join(f"{k} ({v})" for k, v in METADATA_KEYS.items())
         )
     shots = shot_mode(metadata.get("amuro_shots"))
+    scoring = str(metadata.get("amuro_scoring", "choice"))
+    if scoring not in SCORING_MODES:  # before any data is read
+        raise AmuroConfigError(f"amuro_scoring must be one of {SCORING_MODES}, got {scoring!r}")
     options = LoadOptions(
         source=data_source(metadata.get("amuro_data")),
         fewshot_seed=int(metadata.get("amuro_fewshot_seed", DEFAULT_FEWSHOT_SEED)),
@@ -113,9 +116,6 @@ def load_amuro_set(amuro_set: str, **metadata: Any) -> datasets.DatasetDict:
         pool = docs["fewshot"]
         docs = datasets.DatasetDict(eval=docs["eval"],
                                     fewshot=pool.add_column(MODE_FIELD, [shots] * len(pool)))
-    scoring = str(metadata.get("amuro_scoring", "choice"))
-    if scoring not in SCORING_MODES:
-        raise AmuroConfigError(f"amuro_scoring must be one of {SCORING_MODES}, got {scoring!r}")
     if scoring == "first_token" and get_spec(amuro_set).is_classification:
         choices = first_token_choices(docs["eval"][0]["choices"], tokenizer_from_metadata(metadata))
         docs = datasets.DatasetDict(

@@ -452,7 +452,8 @@ class SharedPrefixHFLM(HFLM):
         base = self._scoring_batch_size(requests, override_bs) if groups else None
         members = [[eligible[m] for m in group.members] for group in groups]
         prefix_ids = [requests[m[0]][1][:g.length] for m, g in zip(members, groups, strict=True)]
-        for wave in self._waves(prefix_ids, base or int(self.batch_size)):
+        # no group, no waves: lm-eval's "auto" batch size is no int (found only with groups)
+        for wave in self._waves(prefix_ids, base or int(self.batch_size)) if groups else ():
             for g, prefix in wave:  # one prefix at a time: lm-eval's batches of remainders
                 rest = [(s, ctx[len(prefix):], cont) for s, ctx, cont in
                         (requests[i] for i in members[g])]
@@ -525,7 +526,7 @@ class SharedPrefixHFLM(HFLM):
         members = [[eligible[m] for m in group.members] for group in groups]
         prefix_ids = [ids[m[0]][:g.length] for m, g in zip(members, groups, strict=True)]
         with self._fixed_batch_size(batch):
-            for wave in self._waves(prefix_ids, batch or int(self.batch_size)):
+            for wave in self._waves(prefix_ids, batch or int(self.batch_size)) if groups else ():
                 wave_members = [i for g, _ in wave for i in members[g]]
                 self._generation_prefixes = {contexts[i]: prefix for g, prefix in wave
                                              for i in members[g]}

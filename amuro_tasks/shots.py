@@ -46,9 +46,7 @@ class AmuroSampler(ContextSampler):
     def __init__(self, df: Sequence[dict[str, Any]] | None = None, **kwargs: Any) -> None:
         super().__init__(df, **kwargs)
         first = self.df[0] if self.df else {}
-        self.mode = str(first.get(MODE_FIELD) or DEFAULT_SHOT_MODE)
-        if self.mode not in SHOT_MODES:
-            raise AmuroConfigError(f"amuro_shots must be one of {SHOT_MODES}, got {self.mode!r}")
+        self.mode = shot_mode(first.get(MODE_FIELD) or None)
 
     def sample(self, n: int, eval_doc: dict[str, Any] | None = None,
                df: Sequence[dict[str, Any]] | None = None, **kwargs: Any

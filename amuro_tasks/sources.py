@@ -33,11 +33,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import datasets
+from typing import TYPE_CHECKING, Any
 
 from amuro_tasks.rows import AmuroDataError
+
+if TYPE_CHECKING:  # `datasets` is imported where data is read: `import amuro_tasks` stays fast
+    import datasets
 
 log = logging.getLogger("amuro")
 
@@ -180,6 +181,8 @@ def _builder(files: list[str]) -> str:
 
 
 def _load_files(builder: str, split: str, files: list[str], streaming: bool) -> Any:
+    import datasets
+
     return datasets.load_dataset(builder, data_files={split: files}, split=split,
                                  streaming=streaming)
 
@@ -228,6 +231,8 @@ def _open_hub(ref: DataRef, split: str, streaming: bool, where: str
         except Exception as err:  # noqa: BLE001
             raise AmuroDataError(f"{where}: cannot read {files[0]} "
                                  f"({type(err).__name__}: {_first_line(err)})") from None
+    import datasets
+
     path = ref.path if HF_ROOT == "hf://datasets" else f"{HF_ROOT}/{ref.path}@{at}"
     try:
         data = datasets.load_dataset(path, ref.config, split=split, revision=commit,
@@ -313,6 +318,8 @@ def _open_local(ref: DataRef, split: str, source: str, where: str
             f"{where}: no local data at {root / ref.mirror_key}/{split}.jsonl (or "
             f".parquet); source {source!r} must mirror {ref.path} ({ref.config or 'default'})")
     builder = dict(MIRROR_SUFFIXES)[path.suffix]
+    import datasets
+
     try:
         data = datasets.load_dataset(builder, data_files=str(path), split="train")
         # Arrow's JSON reader keeps bytes that are not UTF-8 inside a string (they fail only

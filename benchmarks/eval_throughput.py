@@ -23,8 +23,8 @@ once per task with batch 1 (slow: it indexes every upstream task per call).
 
 Usage::
 
-    python benchmarks/eval_throughput.py --json eval.json               # CPU, ~5 min
-    python benchmarks/eval_throughput.py --device cuda --shape olmo-1b --limit 64 --json gpu.json
+    python benchmarks/eval_throughput.py --json eval.json               # CPU, ~6 min
+    python benchmarks/eval_throughput.py --device cuda --shape olmo-1b --limit 24 --json gpu.json
 """
 
 from __future__ import annotations

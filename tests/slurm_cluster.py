@@ -214,12 +214,9 @@ PartitionName=urgent Nodes={host} MaxTime=INFINITE State=UP PriorityTier=2 Preem
     (root / "slurm.conf").write_text(conf)
 
 
-def start_cluster(install: bool = True) -> SlurmCluster:
+def start_cluster() -> SlurmCluster:
     """Install (if needed) and start a single-node cluster; raise :class:`ClusterUnavailable`."""
-    if install:
-        ensure_installed()
-    elif any(shutil.which(b) is None for b in BINARIES):
-        raise ClusterUnavailable("SLURM is not installed")
+    ensure_installed()
     if os.geteuid() != 0:
         raise ClusterUnavailable("slurmd must run as root to start jobs")
     node = node_line()

@@ -96,6 +96,27 @@ def test_skip_makes_invalid_rows_not_fatal_but_unreadable_files_stay_fatal(
     assert "note     1 invalid rows would be skipped" in _blocks(out)["xsum/test"]
 
 
+def test_a_missing_column_stops_the_run_even_with_skip(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A row without a column the set may leave empty (XSum's ``document``) stops the load
+    whatever ``on_invalid`` says (``rows.iter_docs``): the check says so too."""
+    from amuro_tasks.loading import FIXTURE_DIR
+
+    mirror = tmp_path / "mirror" / "EdinburghNLP__xsum" / "default"
+    mirror.mkdir(parents=True)
+    for split in ("train", "test"):
+        rows = [json.loads(x) for x in
+                (FIXTURE_DIR / "EdinburghNLP__xsum" / "default" / f"{split}.jsonl")
+                .read_text().splitlines()]
+        for row in rows if split == "test" else ():  # the column, not one row's value
+            del row["document"]
+        (mirror / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out = _check(capsys, "xsum", "--data", str(tmp_path / "mirror"),
+                       "--on-invalid", "skip")
+    assert code == 1
+    assert "STOP     xsum/test row 0: missing field 'document'" in _blocks(out)["xsum/test"]
+
+
 def test_clean_data_passes_and_inputs_are_measured_in_tokens(
         tiny_model_dir: Path, capsys: pytest.CaptureFixture) -> None:
     code, out = _check(capsys, "amuro_mnli_id,amuro_xsum_io,llmbar_natural", "--data",

@@ -65,6 +65,9 @@ def test_amuro_eval_adds_recommended_settings_unless_given() -> None:
     assert "--model=amuro-hf" in with_recommended_settings(["--model=hf", "--device", "cpu"])
     vllm = with_recommended_settings(["--model", "vllm", "--device", "cuda"])
     assert vllm[vllm.index("--model") + 1] == "vllm"
+    for short in (["-M", "vllm"], ["-Mvllm"]):  # lm-eval's short flag: never a second --model
+        assert "--model" not in with_recommended_settings([*short, "--device", "cuda"])
+    assert with_recommended_settings(["-M", "hf", "--device", "cpu"])[:2] == ["-M", "amuro-hf"]
     mine = with_recommended_settings(["--device=cuda:1", "--batch_size", "4"])
     assert mine == ["--device=cuda:1", "--batch_size", "4", "--model", "amuro-hf"]
     assert with_recommended_settings(["ls", "tasks"]) == ["ls", "tasks"]

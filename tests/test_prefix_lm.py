@@ -200,25 +200,27 @@ def _model_dir(tokenizer, out: Path) -> Path:
     torch.manual_seed(0)
     config = OlmoConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=256,
-                        eos_token_id=0, bos_token_id=0, pad_token_id=1)
+                        eos_token_id=0, bos_token_id=0, pad_token_id=1,
+                        initializer_range=0.2)  # outputs that depend on positions
     OlmoForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
 
-def _requests(docs: list[str] = DOCS, max_gen_toks: int = 6):
+def _requests(docs: list[str] = DOCS, max_gen_toks: int = 6, shots: str = SHOTS):
     from lm_eval.api.instance import Instance
 
     until = {"until": ["\n\n"], "max_gen_toks": max_gen_toks, "do_sample": False}
-    ll = [Instance("loglikelihood", {}, (SHOTS + d, f" {a}"), i, metadata=("t", i, 1))
+    ll = [Instance("loglikelihood", {}, (shots + d, f" {a}"), i, metadata=("t", i, 1))
           for i, d in enumerate(docs) for a in ("yes", "no")]
-    gen = [Instance("generate_until", {}, (SHOTS + d, until), i, metadata=("t", i, 1))
+    gen = [Instance("generate_until", {}, (shots + d, until), i, metadata=("t", i, 1))
            for i, d in enumerate(docs)]
     return ll, gen
 
 
 def _both(model_dir: Path, shared_prefix: bool = True, docs: list[str] = DOCS,
-          max_gen_toks: int = 6, hide_position_ids: bool = False, **kwargs):
+          max_gen_toks: int = 6, hide_position_ids: bool = False, shots: str = SHOTS,
+          **kwargs):
     """lm-eval's hf and amuro-hf on the same requests: the same answers; returns amuro-hf.
     ``hide_position_ids``: both models' ``forward`` behind a ``**kwargs`` wrapper (as a
     profiler's or an adapter's may be), so transformers' generate passes no position ids."""
@@ -230,7 +232,7 @@ def _both(model_dir: Path, shared_prefix: bool = True, docs: list[str] = DOCS,
         for model in (ref.model, lm.model):
             forward = model.forward
             model.forward = lambda *a, _f=forward, **k: _f(*a, **k)
-    ll, gen = _requests(docs, max_gen_toks)
+    ll, gen = _requests(docs, max_gen_toks, shots)
     for a, b in zip(ref.loglikelihood(ll), lm.loglikelihood(ll), strict=True):
         assert abs(a[0] - b[0]) <= LL_TOLERANCE and a[1] == b[1]
     assert ref.generate_until(gen) == lm.generate_until(gen)
@@ -267,7 +269,8 @@ def test_left_truncation_and_opt_out_take_lm_evals_path(tmp_path: Path) -> None:
         SharedPrefixHFLM(pretrained=str(model_dir), device="cpu", shared_prefix="maybe")
 
 
-def test_remainders_of_unequal_length_generate_as_lm_eval(tmp_path: Path) -> None:
+def test_remainders_of_unequal_length_generate_as_lm_eval(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Generation batches hold remainders of different lengths (pad | prefix | pad | rest):
     every string is lm-eval's, from the shared prefix. A model whose forward hides its
     position_ids from transformers' generate cannot place such rows: lm-eval's path, counted."""
@@ -279,6 +282,21 @@ def test_remainders_of_unequal_length_generate_as_lm_eval(tmp_path: Path) -> Non
     hidden = _both(model_dir, docs=UNEVEN, max_gen_toks=24, hide_position_ids=True)
     assert [dict(s.fallback) for s in hidden.prefix_stats[1:]] == [{UNSUPPORTED: 10}]
     assert hidden.prefix_stats[0].shared == 20  # scoring needs no position ids
+    # without that fallback the remainders would sit at the wrong positions: other strings
+    monkeypatch.setattr(SharedPrefixHFLM, "_unsupported", lambda self, generation: None)
+    with pytest.raises(AssertionError):
+        _both(model_dir, docs=UNEVEN, max_gen_toks=24, hide_position_ids=True)
+
+
+def test_auto_batch_size_with_or_without_shared_prefixes(tmp_path: Path) -> None:
+    """``batch_size=auto`` (amuro-eval's default on a GPU): 0-shot requests share nothing and
+    take lm-eval's path; with shots, the batch size is found once and prefixes are shared."""
+    model_dir = _model_dir(_char_tokenizer(False), tmp_path / "m")
+    lm = _both(model_dir, shots="", batch_size="auto")
+    assert [(s.shared, dict(s.fallback)) for s in lm.prefix_stats] == [
+        (0, {NO_SHARED_PREFIX: 20}), (0, {NO_SHARED_PREFIX: 10})]
+    lm = _both(model_dir, batch_size="auto")
+    assert [s.shared for s in lm.prefix_stats] == [20, 10]
 
 
 def test_amuro_hf_is_registered_with_lm_eval() -> None:

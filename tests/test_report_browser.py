@@ -195,6 +195,7 @@ def test_the_demo_shows_something(demo: tuple[subprocess.CompletedProcess, Path]
     assert set(pd.read_csv(tables / "dichotomy.csv")["detected"]) == {"pre-training",
                                                                      "fine-tuning"}
     md = (report_dir / "report.md").read_text()
+    assert "## Summary" in md
     lead = md.split("## Summary")[0]
     assert "synthetic world, not a claim about real models" in lead and "What it shows" in lead
     assert "fatal" not in proc.stdout + proc.stderr
@@ -227,7 +228,7 @@ def test_demo_report_in_a_browser(browser: Any, demo: tuple[subprocess.Completed
     assert {c["id"] for c in seen["cards"]} >= {
         "gain-from-fine-tuning-by-group-table-5", "out-of-domain-change-figure-7"}
     assert "Table 5" in seen["text"] and "95% CI" in seen["text"]
-    lead = seen["text"][:seen["text"].find("Summary")]  # on the page: what it shows, first
+    lead = seen["text"][:seen["text"].index("Summary")]  # on the page: what it shows, first
     assert "synthetic world, not a claim about real models" in lead and "What it shows" in lead
 
 

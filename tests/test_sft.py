@@ -28,9 +28,6 @@ from amuro_tasks.suite import FINETUNE_TASKS
 
 FAST = dict(num_train_examples=16, max_steps=4, save_steps=2, logging_steps=1,
             disable_tqdm=True, use_cpu=True)
-#: the same options as command-line flags
-FAST_FLAGS = ["--num_train_examples", "16", "--max_steps", "4", "--save_steps", "2",
-              "--logging_steps", "1", "--disable_tqdm", "true", "--use_cpu"]
 
 
 def _recipe(model: Path | str, out: Path | str = "x", **kw) -> SFTRecipe:
@@ -561,6 +558,23 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_model_dir: Path, tmp
 
     assert all(torch.isfinite(t).all() for t in load_file(ckpt / "model.safetensors").values())
     assert last_good_checkpoint(out / "checkpoints") == ckpt
+
+
+def test_training_stopped_early_by_a_callback_is_not_recorded_finished(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A callback that stops the loop (transformers' own on SIGTERM, with enable_jit_checkpoint)
+    makes Trainer.train return normally: the run must not be saved as finished."""
+    from transformers import TrainerCallback
+
+    class StopAtTwo(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step >= 2
+            return control
+
+    out = tmp_path / "stopped"
+    with pytest.raises(AmuroSFTError, match="stopped at step 2 of"):
+        run_sft(_cfg(tiny_model_dir, out, learning_rate=1e-4), callbacks=[StopAtTwo()])
+    assert not (out / RECORD_NAME).exists()
 
 
 @pytest.mark.slow

@@ -187,7 +187,7 @@ def runner_executor() -> Any:
 def test_a_study_made_by_an_older_amuro_is_moved_to_the_new_folders(
         tmp_path: Path, fake: None, capsys: pytest.CaptureFixture,
         caplog: pytest.LogCaptureFixture) -> None:
-    """amuro <= 0.1 kept units in units/<uid>/: a run (or a report) moves the finished ones
+    """The older layout kept units in units/<uid>/: a run (or a report) moves the finished ones
     to their folders, removes the unfinished ones (they are redone), and says so."""
     config = write_config(tmp_path)
     plan = build_plan(parse_config({**CONFIG, "output_dir": str(tmp_path / "study")}))

@@ -109,16 +109,7 @@ def main() -> None:
         write("abisee__cnn_dailymail/3.0.0", split, [
             {"article": d, "highlights": f"{s}\n{sentence(rng)[0]}", "id": f"{i:040x}"}
             for i, (d, s) in enumerate(article(rng, rng.randint(3, 5)) for _ in range(n))])
-        sciq = []
-        for i in range(n):
-            text, who, verb, what, where = sentence(rng)
-            others = rng.sample([t for t in THINGS if t != what], 3)
-            sciq.append({"question": f"What did {who} {verb.replace('ed', '')} at the {where}?",
-                         "distractor3": others[2], "distractor1": others[0],
-                         "distractor2": others[1], "correct_answer": what,
-                         # like the real set, a few rows come without a support passage
-                         "support": "" if i % 11 == 5 else text})
-        write("allenai__sciq/default", split, sciq)
+        write("allenai__sciq/default", split, sciq_rows(rng, n))
     for split in ("train", "validation"):
         n = sizes["train" if split == "train" else "eval"]
         siqa = []
@@ -141,8 +132,8 @@ def main() -> None:
     sciq_validation(random.Random(20250106), sizes["eval"])
 
 
-def sciq_validation(rng: random.Random, n: int) -> None:
-    """SciQ's validation split (the paper's suite scored it; own seed: the older files stay)."""
+def sciq_rows(rng: random.Random, n: int) -> list[dict]:
+    """``n`` SciQ rows; like the real set, a few come without a support passage."""
     rows = []
     for i in range(n):
         text, who, verb, what, where = sentence(rng)
@@ -151,7 +142,12 @@ def sciq_validation(rng: random.Random, n: int) -> None:
                      "distractor3": others[2], "distractor1": others[0],
                      "distractor2": others[1], "correct_answer": what,
                      "support": "" if i % 11 == 5 else text})
-    write("allenai__sciq/default", "validation", rows)
+    return rows
+
+
+def sciq_validation(rng: random.Random, n: int) -> None:
+    """SciQ's validation split (the paper's suite scored it; own seed: the older files stay)."""
+    write("allenai__sciq/default", "validation", sciq_rows(rng, n))
 
 
 def hidden_labels(rng: random.Random, n: int = 6) -> None:
