@@ -825,11 +825,11 @@ def parse_config(data: Any, *, source: Path | None = None) -> StudyConfig:
         from amuro_sft.config import EFFECTIVE_BATCH_SIZE, RecipeError, split_batch
 
         batch = raw_finetune.get("effective_batch_size", EFFECTIVE_BATCH_SIZE)
-        try:
-            split_batch(batch, 1, backend.num_gpus)
+        try:  # a batch that is no int yet ("8") is the recipe's to parse and check
+            if isinstance(batch, int) and not isinstance(batch, bool):
+                split_batch(batch, 1, backend.num_gpus)
         except RecipeError as err:
-            key = "backend.num_gpus" if isinstance(batch, int) and batch >= 1 \
-                else "finetune.effective_batch_size"
+            key = "backend.num_gpus" if batch >= 1 else "finetune.effective_batch_size"
             raise _err(key, f"{err.message}: every fine-tune would fail") from None
     finetune = _parse_finetune(raw_finetune, model=model, data=data_source,
                                output_dir=output_dir, backend=backend)

@@ -19,6 +19,7 @@ models give one label to nearly every document, marked on the performance figure
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -112,10 +113,18 @@ def _with_cis(frame: pd.DataFrame, intervals: list[an.Interval | None]) -> pd.Da
 
 
 def _samples(path: Any, metric: str) -> dict[Any, float] | None:
-    """Per-document scores of an lm-eval samples file, or ``None`` if there is none."""
+    """Per-document scores of an lm-eval samples file, or ``None`` if there is none (read
+    once per file version: the CIs of single scores and of gains read a base file many times)."""
     if not path or not os.path.isfile(str(path)):
         return None
-    return an.read_lm_eval_samples(str(path), _METRIC_OF_SAMPLES.get(metric, metric))
+    st = os.stat(str(path))
+    return _read_samples(str(path), _METRIC_OF_SAMPLES.get(metric, metric),
+                         (st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_samples(path: str, metric: str, _version: tuple[int, int, int]) -> dict[Any, float]:
+    return an.read_lm_eval_samples(path, metric)
 
 
 def add_sample_cis(df: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:

@@ -97,6 +97,12 @@ def test_eval_sets_auto_covers_id_ood_and_cross_task() -> None:
     assert sets == {"mnli_matched", "mnli_mismatched", "rte", "gpt3nli", "xsum", "xlsum", "cnn"}
 
 
+def test_a_batch_size_given_as_text_is_the_recipes_to_read() -> None:
+    """``effective_batch_size: "8"``, as amuro-sft and TRL's parser take it: accepted."""
+    config = parse_config(with_(HUB, "finetune.effective_batch_size", "8"))
+    assert {r.args.effective_batch_size for r in config.finetune.recipes.values()} == {8}
+
+
 @pytest.mark.parametrize(("path", "value", "key"), [
     ("finetune.tasks", ["mnli", "mnlii"], "finetune.tasks[1]"),
     ("revisions", [], "revisions"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from amuro_tasks.errors import AmuroConfigError
 from amuro_tasks.loading import FIXTURE_DIR
+from amuro_tasks.sources import mirror_file
 from amuro_tasks.upstream.plan import exported_tasks, splits_of
 
 
@@ -28,11 +29,11 @@ def write_local_datasets(source: str, root: Path) -> dict[str, Path]:
         for label, members in splits_of(spec).items():
             files = []
             for member in members:
-                found = [src_root / spec.fixture_key / f"{member}{ext}"
-                         for ext in (".jsonl", ".parquet")]
-                path = next((p for p in found if p.is_file()), None)
+                path = mirror_file(spec.ref, member, src_root)
                 if path is None:
-                    raise AmuroConfigError(f"{spec.name}/{member}: no {found[0]} (or .parquet)")
+                    raise AmuroConfigError(f"{spec.name}/{member}: no "
+                                           f"{src_root / spec.ref.mirror_key / member}.jsonl "
+                                           "(or .parquet)")
                 target = root / spec.path.replace("/", "__") / config / path.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
